@@ -1,0 +1,121 @@
+/* harness.h — the CLI's private model: frames, findings, the merged report, and the parts that build it. */
+#ifndef CONNLEAK_HARNESS_H
+#define CONNLEAK_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- util.c ---- */
+void *clk_xmalloc(size_t n);
+void *clk_xcalloc(size_t n, size_t size);
+void *clk_xrealloc(void *p, size_t n);
+char *clk_xstrdup(const char *s);
+char *clk_xstrndup(const char *s, size_t n);
+/* Interned string: equal strings share one pointer for the CLI's lifetime. */
+const char *clk_intern(const char *s);
+uint64_t clk_fnv1a(uint64_t h, const void *p, size_t n);
+#define CLK_FNV_INIT 1469598103934665603ull
+const char *clk_basename(const char *path);
+/* One-line diagnostics on stderr, "connleak: ..." */
+void clk_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern int clk_quiet;
+
+/* A growable byte buffer. */
+struct clk_buf {
+    char *p;
+    size_t n, cap;
+};
+void clk_buf_add(struct clk_buf *b, const char *s, size_t n);
+void clk_buf_printf(struct clk_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* An open-addressing map from 64-bit keys (never 0) to pointers. */
+struct clk_map {
+    uint64_t *keys;
+    void **vals;
+    size_t cap, used;
+};
+void **clk_map_slot(struct clk_map *m, uint64_t key, int create);
+void *clk_map_get(const struct clk_map *m, uint64_t key);
+void clk_map_free(struct clk_map *m);
+
+/* ---- the model ---- */
+struct clk_frame {
+    const char *function; /* interned; NULL when unknown */
+    const char *file;     /* interned */
+    int line;             /* 0 when unknown */
+    const char *module;   /* interned path */
+    uint64_t offset;      /* return address minus the module's load bias */
+    int has_offset;
+};
+
+struct clk_stack {
+    struct clk_frame *f;
+    int n;
+};
+
+enum clk_kind { CLK_LEAK = 0, CLK_DOUBLE_CLOSE = 1, CLK_UNKNOWN_CLOSE = 2 };
+
+struct clk_finding {
+    enum clk_kind kind;
+    int checkout;          /* a pool checkout never checked in */
+    const char *backend;   /* "sqlite", "postgres" */
+    const char *target;    /* interned, NULL when unknown */
+    const char *test;      /* "suite::name", NULL outside tests */
+    uint64_t count;
+    int *pids;
+    size_t npids;
+    struct clk_stack opened_at, first_closed_at, closed_at;
+    char fingerprint[33];
+    int suppressed;
+};
+
+struct clk_report {
+    char **command;
+    int ncommand;
+    struct {
+        uint64_t processes, connects, closes, leaks, double_closes, unknown_closes, suppressed;
+    } summary;
+    struct clk_finding **findings;
+    size_t nfindings, capfindings;
+    struct clk_map index;   /* merge key -> finding */
+    struct clk_map sources; /* content hash of each input: the same file twice is merged once */
+    char **notes;           /* things the reader must know: crashed processes, corrupt files, lost events */
+    size_t nnotes;
+};
+
+/* model.c */
+void clk_report_init(struct clk_report *r);
+/* Adds one finding (copied), merging with an equal one: counts summed, pids united. */
+void clk_report_add(struct clk_report *r, const struct clk_finding *f);
+void clk_report_note(struct clk_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void clk_finding_fingerprint(struct clk_finding *f);
+const char *clk_kind_name(enum clk_kind k);
+/* Findings that fail the run: unsuppressed leaks and double closes. */
+uint64_t clk_report_failing(const struct clk_report *r);
+void clk_report_sort(struct clk_report *r);
+void clk_report_finish(struct clk_report *r);
+
+/* load_raw.c: one per-process journal (or every *.raw in a directory) into the report. */
+int clk_load_raw(struct clk_report *r, const char *path);
+int clk_load_run_dir(struct clk_report *r, const char *dir);
+int clk_is_raw_file(const char *path);
+
+/* load_json.c: a JSON report (version 1) into the report. */
+int clk_load_json(struct clk_report *r, const char *path);
+
+/* symbolize.c: (module, offset) -> function, file, line with libdw; cached. */
+void clk_symbolize(struct clk_frame *f);
+void clk_symbolize_end(void);
+
+/* renderers */
+void clk_render_text(const struct clk_report *r, FILE *out, int verbose);
+int clk_render_json(const struct clk_report *r, FILE *out);
+
+/* run.c */
+int clk_cmd_run(int argc, char **argv);
+int clk_cmd_report(int argc, char **argv);
+int clk_cmd_postgres(int argc, char **argv);
+const char *clk_preload_path(void);
+
+#endif

@@ -1,0 +1,161 @@
+/* load_json.c — reads JSON reports (version 1), e.g. from CI shards, back into findings to merge. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static const char *istr(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? clk_intern(json_string_value(v)) : NULL;
+}
+
+static int read_stack(json_t *a, struct clk_stack *s, const char *path)
+{
+    s->n = 0;
+    s->f = NULL;
+    if (!a || json_is_null(a))
+        return 0;
+    if (!json_is_array(a)) {
+        clk_err("%s: a stack is not an array", path);
+        return -1;
+    }
+    s->n = (int)json_array_size(a);
+    s->f = clk_xcalloc((size_t)s->n ? (size_t)s->n : 1, sizeof *s->f);
+    for (int i = 0; i < s->n; i++) {
+        json_t *fr = json_array_get(a, (size_t)i);
+        if (!json_is_object(fr)) {
+            clk_err("%s: a frame is not an object", path);
+            return -1;
+        }
+        struct clk_frame *f = &s->f[i];
+        f->function = istr(fr, "function");
+        f->file = istr(fr, "file");
+        f->module = istr(fr, "module");
+        json_t *line = json_object_get(fr, "line");
+        f->line = json_is_integer(line) ? (int)json_integer_value(line) : 0;
+        const char *off = istr(fr, "offset");
+        if (off) {
+            f->offset = strtoull(off, NULL, 16);
+            f->has_offset = 1;
+        }
+    }
+    return 0;
+}
+
+static int read_finding(struct clk_report *r, json_t *o, int is_leak, int suppressed, const char *path)
+{
+    struct clk_finding f = {0};
+    if (!json_is_object(o)) {
+        clk_err("%s: a finding is not an object", path);
+        return -1;
+    }
+    const char *kind = istr(o, "kind");
+    if (is_leak || (kind && strcmp(kind, "leak") == 0))
+        f.kind = CLK_LEAK;
+    else if (kind && strcmp(kind, "double_close") == 0)
+        f.kind = CLK_DOUBLE_CLOSE;
+    else if (kind && strcmp(kind, "unknown_close") == 0)
+        f.kind = CLK_UNKNOWN_CLOSE;
+    else {
+        clk_err("%s: a left-field close has no known kind", path);
+        return -1;
+    }
+    f.backend = istr(o, "backend");
+    if (!f.backend)
+        f.backend = clk_intern("unknown");
+    f.target = istr(o, "target");
+    f.test = istr(o, "test");
+    f.checkout = json_is_true(json_object_get(o, "checkout"));
+    json_t *count = json_object_get(o, "count");
+    f.count = json_is_integer(count) && json_integer_value(count) > 0 ? (uint64_t)json_integer_value(count) : 1;
+    f.suppressed = suppressed;
+    json_t *pids = json_object_get(o, "pids");
+    size_t np = json_is_array(pids) ? json_array_size(pids) : 0;
+    int *pv = clk_xcalloc(np ? np : 1, sizeof *pv);
+    for (size_t i = 0; i < np; i++)
+        pv[f.npids++] = (int)json_integer_value(json_array_get(pids, i));
+    f.pids = pv;
+    int rc = 0;
+    if (read_stack(json_object_get(o, "opened_at"), &f.opened_at, path) ||
+        read_stack(json_object_get(o, "closed_at"), &f.closed_at, path) ||
+        read_stack(json_object_get(o, "first_closed_at"), &f.first_closed_at, path))
+        rc = -1;
+    if (!rc) {
+        clk_finding_fingerprint(&f);
+        clk_report_add(r, &f);
+    }
+    free(pv);
+    free(f.opened_at.f);
+    free(f.closed_at.f);
+    free(f.first_closed_at.f);
+    return rc;
+}
+
+static uint64_t summary_field(json_t *s, const char *key)
+{
+    json_t *v = json_object_get(s, key);
+    return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+}
+
+int clk_load_json(struct clk_report *r, const char *path)
+{
+    json_error_t err;
+    json_t *root = json_load_file(path, 0, &err);
+    if (!root) {
+        clk_err("%s: not a connleak report: %s (line %d)", path, err.text, err.line);
+        return -1;
+    }
+    json_t *ver = json_object_get(root, "version");
+    if (!json_is_object(root) || !json_is_integer(ver) || json_integer_value(ver) != 1) {
+        clk_err("%s: not a connleak JSON report of version 1", path);
+        json_decref(root);
+        return -1;
+    }
+    /* the same report given twice (same bytes) counts once */
+    char *text = json_dumps(root, JSON_SORT_KEYS | JSON_COMPACT);
+    uint64_t h = clk_fnv1a(CLK_FNV_INIT, text, strlen(text));
+    free(text);
+    void **seen = clk_map_slot(&r->sources, h, 1);
+    if (*seen) {
+        clk_report_note(r, "%s is the same report as %s: merged once", path, (const char *)*seen);
+        json_decref(root);
+        return 0;
+    }
+    *seen = clk_xstrdup(path);
+    if (!r->ncommand) {
+        json_t *cmd = json_object_get(root, "command");
+        for (size_t i = 0; json_is_array(cmd) && i < json_array_size(cmd); i++) {
+            json_t *c = json_array_get(cmd, i);
+            if (!json_is_string(c))
+                continue;
+            r->command = clk_xrealloc(r->command, (size_t)(r->ncommand + 1) * sizeof *r->command);
+            r->command[r->ncommand++] = clk_xstrdup(json_string_value(c));
+        }
+    }
+    json_t *s = json_object_get(root, "summary");
+    r->summary.processes += summary_field(s, "processes");
+    r->summary.connects += summary_field(s, "connects");
+    r->summary.closes += summary_field(s, "closes");
+    int rc = 0;
+    const char *lists[] = {"leaks", "left_field_closes", "suppressed"};
+    for (int l = 0; l < 3 && !rc; l++) {
+        json_t *a = json_object_get(root, lists[l]);
+        if (!a)
+            continue;
+        if (!json_is_array(a)) {
+            clk_err("%s: \"%s\" is not an array", path, lists[l]);
+            rc = -1;
+            break;
+        }
+        for (size_t i = 0; i < json_array_size(a) && !rc; i++)
+            rc = read_finding(r, json_array_get(a, i), l == 0, l == 2, path);
+    }
+    json_t *notes = json_object_get(root, "notes");
+    for (size_t i = 0; json_is_array(notes) && i < json_array_size(notes); i++)
+        if (json_is_string(json_array_get(notes, i)))
+            clk_report_note(r, "%s", json_string_value(json_array_get(notes, i)));
+    json_decref(root);
+    return rc;
+}

@@ -1,0 +1,379 @@
+/* load_raw.c — reads per-process journals: blobs and modules first, then the events replayed in order. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "rawfmt.h"
+
+struct module {
+    uint64_t start, end, bias;
+    const char *path;
+};
+
+struct blob {
+    uint32_t len;
+    unsigned char *data;
+    struct clk_stack *symbolized; /* stacks, once resolved */
+};
+
+struct open_conn {
+    uint8_t backend;
+    uint16_t flags;
+    uint32_t stack, target, test;
+};
+
+struct proc {
+    const char *path;
+    const struct connleak_raw_header *h;
+    struct clk_map blobs; /* id -> struct blob */
+    struct module *modules;
+    size_t nmodules;
+    struct clk_map open;       /* handle -> open_conn (wrappers) */
+    struct clk_map pool_open;  /* handle -> open_conn (connleak_record connects) */
+    struct clk_map checkouts;  /* handle -> open_conn */
+    int wrapper_events, exited;
+    uint64_t corrupt, lost;
+};
+
+int clk_is_raw_file(const char *path)
+{
+    char magic[8];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, magic, sizeof magic);
+    close(fd);
+    return n == (ssize_t)sizeof magic && memcmp(magic, CONNLEAK_RAW_MAGIC, sizeof magic) == 0;
+}
+
+static const char *backend_name(uint8_t b)
+{
+    return b == CONNLEAK_RAW_SQLITE ? "sqlite" : b == CONNLEAK_RAW_POSTGRES ? "postgres" : "unknown";
+}
+
+static int by_start(const void *a, const void *b)
+{
+    const struct module *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static const struct module *module_of(const struct proc *p, uint64_t ip)
+{
+    size_t lo = 0, hi = p->nmodules;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (ip < p->modules[mid].start)
+            hi = mid;
+        else if (ip >= p->modules[mid].end)
+            lo = mid + 1;
+        else
+            return &p->modules[mid];
+    }
+    return NULL;
+}
+
+static const char *string_of(struct proc *p, uint32_t id)
+{
+    struct blob *b = id ? clk_map_get(&p->blobs, id) : NULL;
+    return b ? clk_intern((const char *)b->data) : NULL;
+}
+
+static struct clk_stack stack_of(struct proc *p, uint32_t id)
+{
+    static struct clk_stack empty;
+    struct blob *b = id ? clk_map_get(&p->blobs, id) : NULL;
+    if (!b)
+        return empty;
+    if (b->symbolized)
+        return *b->symbolized;
+    struct clk_stack *s = clk_xcalloc(1, sizeof *s);
+    s->n = (int)(b->len / 8);
+    s->f = clk_xcalloc((size_t)s->n ? (size_t)s->n : 1, sizeof *s->f);
+    for (int i = 0; i < s->n; i++) {
+        uint64_t ip;
+        memcpy(&ip, b->data + 8 * i, 8);
+        const struct module *m = module_of(p, ip);
+        struct clk_frame *f = &s->f[i];
+        if (m) {
+            f->module = m->path;
+            f->offset = ip - m->bias;
+            f->has_offset = 1;
+            clk_symbolize(f);
+        } else {
+            f->offset = ip;
+            f->has_offset = 1;
+        }
+    }
+    b->symbolized = s;
+    return *s;
+}
+
+/* Pass 1: strings, stacks and modules, wherever they stand in the file. */
+static void read_blobs(struct proc *p, const struct connleak_raw_record *rec, uint64_t nslots)
+{
+    for (uint64_t i = 1; i < nslots; i++) {
+        const struct connleak_raw_record *r = &rec[i];
+        uint8_t type = __atomic_load_n(&r->type, __ATOMIC_ACQUIRE);
+        if (type == CONNLEAK_REC_STRING || type == CONNLEAK_REC_STACK) {
+            uint32_t slots = r->u.blob.slots, len = r->u.blob.len;
+            if (slots != (len + CONNLEAK_RAW_CONT_PAYLOAD - 1) / CONNLEAK_RAW_CONT_PAYLOAD || i + slots >= nslots ||
+                (type == CONNLEAK_REC_STACK && len % 8)) {
+                p->corrupt++;
+                continue;
+            }
+            void **slot = clk_map_slot(&p->blobs, r->u.blob.id, 1);
+            if (!*slot) {
+                struct blob *b = clk_xcalloc(1, sizeof *b);
+                b->len = len;
+                b->data = clk_xmalloc(len + 1);
+                for (uint32_t k = 0; k < slots; k++) {
+                    uint32_t off = k * CONNLEAK_RAW_CONT_PAYLOAD;
+                    uint32_t n = len - off < CONNLEAK_RAW_CONT_PAYLOAD ? len - off : CONNLEAK_RAW_CONT_PAYLOAD;
+                    memcpy(b->data + off, rec[i + 1 + k].u.bytes, n);
+                }
+                b->data[len] = 0;
+                *slot = b;
+            }
+            i += slots;
+        } else if (type == CONNLEAK_REC_MODULE) {
+            p->modules = clk_xrealloc(p->modules, (p->nmodules + 1) * sizeof *p->modules);
+            struct module *m = &p->modules[p->nmodules++];
+            m->start = r->u.module.start;
+            m->end = r->u.module.end;
+            m->bias = r->u.module.bias;
+            m->path = NULL;
+            m->path = (const char *)(uintptr_t)r->u.module.path; /* resolved below, once all strings are read */
+        } else if (type > CONNLEAK_REC_TYPE_MAX) {
+            p->corrupt++;
+        }
+    }
+    for (size_t i = 0; i < p->nmodules; i++)
+        p->modules[i].path = string_of(p, (uint32_t)(uintptr_t)p->modules[i].path);
+    qsort(p->modules, p->nmodules, sizeof *p->modules, by_start);
+}
+
+static void add_finding(struct clk_report *r, struct proc *p, enum clk_kind kind, int checkout, uint8_t backend,
+                        uint32_t target, uint32_t test, uint32_t opened, uint32_t first_closed, uint32_t closed)
+{
+    struct clk_finding f = {0};
+    int pid = p->h->pid;
+    f.kind = kind;
+    f.checkout = checkout;
+    f.backend = backend_name(backend);
+    f.target = string_of(p, target);
+    f.test = string_of(p, test);
+    f.count = 1;
+    f.pids = &pid;
+    f.npids = 1;
+    f.opened_at = stack_of(p, opened);
+    f.first_closed_at = stack_of(p, first_closed);
+    f.closed_at = stack_of(p, closed);
+    clk_report_add(r, &f);
+}
+
+static struct open_conn *remember(struct clk_map *m, uint64_t handle, const struct connleak_raw_record *r)
+{
+    void **slot = clk_map_slot(m, handle, 1);
+    if (!*slot)
+        *slot = clk_xmalloc(sizeof(struct open_conn));
+    struct open_conn *c = *slot;
+    c->backend = r->backend;
+    c->flags = r->flags;
+    c->stack = r->u.ev.stack;
+    c->target = r->u.ev.target;
+    c->test = r->u.ev.test;
+    return c;
+}
+
+static int forget(struct clk_map *m, uint64_t handle)
+{
+    void **slot = clk_map_slot(m, handle, 0);
+    if (!slot || !*slot)
+        return 0;
+    free(*slot);
+    *slot = NULL;
+    return 1;
+}
+
+/* Pass 2: the events, in the order their slots were reserved. */
+static void replay(struct clk_report *r, struct proc *p, const struct connleak_raw_record *rec, uint64_t nslots)
+{
+    for (uint64_t i = 1; i < nslots; i++) {
+        const struct connleak_raw_record *e = &rec[i];
+        uint8_t type = __atomic_load_n(&e->type, __ATOMIC_ACQUIRE);
+        uint64_t h = e->u.ev.handle;
+        int pool = (e->flags & CONNLEAK_RAWF_POOL) != 0;
+        struct clk_map *conns = pool ? &p->pool_open : &p->open;
+        switch (type) {
+        case CONNLEAK_REC_STRING:
+        case CONNLEAK_REC_STACK:
+            i += e->u.blob.slots;
+            break;
+        case CONNLEAK_REC_OPEN:
+            /* an address still open here was freed by a path we did not see: not a leak */
+            remember(conns, h, e);
+            if (!pool) {
+                p->wrapper_events = 1;
+                r->summary.connects++;
+            }
+            break;
+        case CONNLEAK_REC_CLOSE:
+            if (forget(conns, h) && !pool)
+                r->summary.closes++;
+            break;
+        case CONNLEAK_REC_UNKNOWN_CLOSE:
+            /* open in the journal but not in the tracker: connleak_clear() came between */
+            if (forget(conns, h)) {
+                if (!pool)
+                    r->summary.closes++;
+            } else if (!pool || !p->wrapper_events) {
+                add_finding(r, p, CLK_UNKNOWN_CLOSE, 0, e->backend, 0, 0, 0, 0, e->u.ev.stack);
+            }
+            break;
+        case CONNLEAK_REC_DOUBLE_CLOSE:
+            if (!pool || !p->wrapper_events)
+                add_finding(r, p, CLK_DOUBLE_CLOSE, 0, e->backend, e->u.ev.target, e->u.ev.test, e->u.ev.open_stack,
+                            e->u.ev.first_close_stack, e->u.ev.stack);
+            break;
+        case CONNLEAK_REC_CHECKOUT:
+            remember(&p->checkouts, h, e);
+            break;
+        case CONNLEAK_REC_CHECKIN:
+            forget(&p->checkouts, h);
+            break;
+        case CONNLEAK_REC_EXIT:
+            p->exited = 1;
+            break;
+        case CONNLEAK_REC_LOST:
+            p->lost += (uint64_t)e->u.ev.result;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void report_open(struct clk_report *r, struct proc *p, struct clk_map *m, int checkout)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        struct open_conn *c = m->keys[i] ? m->vals[i] : NULL;
+        if (!c)
+            continue;
+        add_finding(r, p, CLK_LEAK, checkout, c->backend, c->target, c->test, c->stack, 0, 0);
+        free(c);
+    }
+    clk_map_free(m);
+}
+
+int clk_load_raw(struct clk_report *r, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        clk_err("cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)CONNLEAK_RAW_SLOT) {
+        close(fd);
+        clk_err("%s: not a connleak journal (too short)", path);
+        return -1;
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) {
+        clk_err("cannot map %s: %s", path, strerror(errno));
+        return -1;
+    }
+    const struct connleak_raw_header *h = map;
+    if (memcmp(h->magic, CONNLEAK_RAW_MAGIC, sizeof h->magic) != 0 || h->version != CONNLEAK_RAW_VERSION ||
+        h->slot_size != CONNLEAK_RAW_SLOT) {
+        munmap(map, (size_t)st.st_size);
+        clk_err("%s: not a connleak journal of version %u (bad header)", path, CONNLEAK_RAW_VERSION);
+        return -1;
+    }
+    uint64_t nslots = (uint64_t)st.st_size / CONNLEAK_RAW_SLOT;
+    struct proc p = {0};
+    p.path = path;
+    p.h = h;
+    const struct connleak_raw_record *rec = map;
+    read_blobs(&p, rec, nslots);
+    replay(r, &p, rec, nslots);
+    report_open(r, &p, &p.open, 0);
+    /* a pool's own connect records stand in only where no wrapper saw the connection */
+    if (!p.wrapper_events)
+        report_open(r, &p, &p.pool_open, 0);
+    else {
+        for (size_t i = 0; i < p.pool_open.cap; i++)
+            free(p.pool_open.keys[i] ? p.pool_open.vals[i] : NULL);
+        clk_map_free(&p.pool_open);
+    }
+    report_open(r, &p, &p.checkouts, 1);
+    r->summary.processes++;
+    if (p.corrupt)
+        clk_report_note(r, "%s: %llu corrupt record%s skipped", path, (unsigned long long)p.corrupt,
+                        p.corrupt == 1 ? "" : "s");
+    if (p.lost)
+        clk_report_note(r, "process %d lost %llu event%s (journal full)", h->pid, (unsigned long long)p.lost,
+                        p.lost == 1 ? "" : "s");
+    for (size_t i = 0; i < p.blobs.cap; i++) {
+        struct blob *b = p.blobs.keys[i] ? p.blobs.vals[i] : NULL;
+        if (b) {
+            free(b->data);
+            if (b->symbolized) {
+                /* frames were copied into findings */
+                free(b->symbolized->f);
+                free(b->symbolized);
+            }
+            free(b);
+        }
+    }
+    clk_map_free(&p.blobs);
+    free(p.modules);
+    munmap(map, (size_t)st.st_size);
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int clk_load_run_dir(struct clk_report *r, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        clk_err("cannot read %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    size_t sl = strlen(CONNLEAK_RAW_SUFFIX);
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len > sl && strcmp(e->d_name + len - sl, CONNLEAK_RAW_SUFFIX) == 0) {
+            names = clk_xrealloc(names, (n + 1) * sizeof *names);
+            names[n] = clk_xmalloc(strlen(dir) + len + 2);
+            sprintf(names[n++], "%s/%s", dir, e->d_name);
+        }
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, by_name);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* one bad journal is reported; the others still are */
+        if (clk_load_raw(r, names[i]) != 0) {
+            clk_report_note(r, "%s could not be read (see above)", names[i]);
+            rc = 1;
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}

@@ -1,0 +1,73 @@
+/* main.c — the connleak command: dispatches run, report, postgres, preload-path, demo, --help and --version. */
+#include <stdio.h>
+#include <string.h>
+
+#include "connleak.h"
+#include "harness.h"
+
+static const char usage[] =
+    "usage: connleak COMMAND [OPTIONS]\n"
+    "\n"
+    "Finds database connections (SQLite, PostgreSQL/libpq, in-process pools) that a program\n"
+    "opens and never closes, closes twice, or closes without having opened.\n"
+    "\n"
+    "commands:\n"
+    "  run [OPTIONS] -- COMMAND [ARG...]   run COMMAND with the detector preloaded into it and every\n"
+    "                                      process it starts; print the merged report on stderr\n"
+    "  report [OPTIONS] FILE...            merge and render journals (*.raw, run directories) or JSON reports\n"
+    "  postgres -- COMMAND [ARG...]        run COMMAND (not under the detector) with a throwaway PostgreSQL\n"
+    "                                      cluster; PGHOST, PGPORT, PGUSER, PGDATABASE, DATABASE_URL set\n"
+    "  preload-path                        print the absolute path of libconnleak-preload.so\n"
+    "  --help, --version\n"
+    "\n"
+    "options of run and report:\n"
+    "  --json FILE          also write the merged report as JSON to FILE\n"
+    "  --format FORMAT      what goes to stderr: text (default) or json\n"
+    "  --exitcode N         exit status when unsuppressed leaks or double closes remain (default 23)\n"
+    "  --verbose            more detail\n"
+    "  --quiet              no report on stderr (the exit status and --json still tell)\n"
+    "options of run only:\n"
+    "  --postgres           start a throwaway PostgreSQL cluster for the command's lifetime\n"
+    "  --stack-depth N      frames kept per stack (1-128, default 32)\n"
+    "  --keep-raw DIR       write the per-process journals to DIR and keep them\n"
+    "\n"
+    "exit status of run: the command's own status when non-zero (128+signal when killed), else\n"
+    "the --exitcode when findings remain, else 0. Of report: --exitcode when findings remain,\n"
+    "0 when none, 2 for unreadable input.\n"
+    "\n"
+    "Direct use: LD_PRELOAD=$(connleak preload-path) COMMAND prints a report at exit;\n"
+    "CONNLEAK_OPTIONS=key=value:... sets exitcode, stack_depth, report, output, verbosity.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("connleak %s\n", CONNLEAK_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "run"))
+        return clk_cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "report"))
+        return clk_cmd_report(argc - 2, argv + 2);
+    if (!strcmp(cmd, "postgres"))
+        return clk_cmd_postgres(argc - 2, argv + 2);
+    if (!strcmp(cmd, "preload-path")) {
+        const char *p = clk_preload_path();
+        if (!p) {
+            clk_err("libconnleak-preload.so not found next to this connleak (set CONNLEAK_PRELOAD)");
+            return 1;
+        }
+        puts(p);
+        return 0;
+    }
+    clk_err("unknown command '%s' (try connleak --help)", cmd);
+    return 2;
+}

@@ -1,0 +1,87 @@
+/* render_json.c — the JSON report, version 1 (SPEC.md), with jansson. */
+#include <jansson.h>
+
+#include "harness.h"
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *stack_json(const struct clk_stack *s)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < s->n; i++) {
+        const struct clk_frame *f = &s->f[i];
+        char off[32];
+        snprintf(off, sizeof off, "0x%llx", (unsigned long long)f->offset);
+        json_array_append_new(a, json_pack("{s:o, s:o, s:o, s:o, s:o}", "function", str_or_null(f->function), "file",
+                                           str_or_null(f->file), "line",
+                                           f->line > 0 ? json_integer(f->line) : json_null(), "module",
+                                           str_or_null(f->module), "offset",
+                                           f->has_offset ? json_string(off) : json_null()));
+    }
+    return a;
+}
+
+static json_t *finding_json(const struct clk_finding *f)
+{
+    json_t *o = json_object();
+    json_t *pids = json_array();
+    for (size_t i = 0; i < f->npids; i++)
+        json_array_append_new(pids, json_integer(f->pids[i]));
+    json_object_set_new(o, "backend", json_string(f->backend));
+    if (f->kind != CLK_LEAK)
+        json_object_set_new(o, "kind", json_string(clk_kind_name(f->kind)));
+    json_object_set_new(o, "target", str_or_null(f->target));
+    json_object_set_new(o, "test", str_or_null(f->test));
+    json_object_set_new(o, "pids", pids);
+    json_object_set_new(o, "count", json_integer((json_int_t)f->count));
+    json_object_set_new(o, "fingerprint", json_string(f->fingerprint));
+    if (f->kind == CLK_LEAK) {
+        json_object_set_new(o, "checkout", json_boolean(f->checkout));
+        json_object_set_new(o, "opened_at", stack_json(&f->opened_at));
+    } else {
+        json_object_set_new(o, "closed_at", stack_json(&f->closed_at));
+        json_object_set_new(o, "first_closed_at", stack_json(&f->first_closed_at));
+        json_object_set_new(o, "opened_at", stack_json(&f->opened_at));
+    }
+    return o;
+}
+
+int clk_render_json(const struct clk_report *r, FILE *out)
+{
+    json_t *root = json_object();
+    json_t *cmd = json_array();
+    for (int i = 0; i < r->ncommand; i++)
+        json_array_append_new(cmd, json_string(r->command[i]));
+    json_t *leaks = json_array(), *closes = json_array(), *suppressed = json_array(), *notes = json_array();
+    for (size_t i = 0; i < r->nfindings; i++) {
+        const struct clk_finding *f = r->findings[i];
+        json_t *j = finding_json(f);
+        if (f->suppressed) {
+            json_object_set_new(j, "kind", json_string(clk_kind_name(f->kind)));
+            json_array_append_new(suppressed, j);
+        } else
+            json_array_append_new(f->kind == CLK_LEAK ? leaks : closes, j);
+    }
+    for (size_t i = 0; i < r->nnotes; i++)
+        json_array_append_new(notes, json_string(r->notes[i]));
+    json_object_set_new(root, "version", json_integer(1));
+    json_object_set_new(root, "command", cmd);
+    json_object_set_new(root, "summary",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "processes", (json_int_t)r->summary.processes,
+                                  "connects", (json_int_t)r->summary.connects, "closes",
+                                  (json_int_t)r->summary.closes, "leaks", (json_int_t)r->summary.leaks,
+                                  "double_closes", (json_int_t)r->summary.double_closes, "unknown_closes",
+                                  (json_int_t)r->summary.unknown_closes, "suppressed",
+                                  (json_int_t)r->summary.suppressed));
+    json_object_set_new(root, "leaks", leaks);
+    json_object_set_new(root, "left_field_closes", closes);
+    json_object_set_new(root, "suppressed", suppressed);
+    json_object_set_new(root, "notes", notes);
+    int rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    fputc('\n', out);
+    json_decref(root);
+    return rc;
+}

@@ -1,0 +1,400 @@
+/* run.c — `connleak run`, `report` and `postgres`: option parsing, the child under the detector, exit statuses. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "postgres.h"
+#include "rawfmt.h"
+
+#define STATUS_USAGE 2
+
+struct opts {
+    const char *json;
+    const char *format;
+    int exitcode;
+    int verbose, quiet, postgres, stack_depth;
+    const char *keep_raw;
+    char **cmd; /* after "--" */
+    int ncmd;
+    char **files;
+    int nfiles;
+};
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || !*s || *end || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* Shared by run and report; `run` requires "--" before the command. */
+static int parse(const char *verb, int argc, char **argv, struct opts *o, int want_cmd)
+{
+    memset(o, 0, sizeof *o);
+    o->format = "text";
+    o->exitcode = 23;
+    int i;
+    for (i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+#define NEEDS_VALUE()                                                          \
+    do {                                                                       \
+        if (i + 1 >= argc) {                                                   \
+            clk_err("%s: option %s needs a value", verb, a);                   \
+            return -1;                                                         \
+        }                                                                      \
+        val = argv[++i];                                                       \
+    } while (0)
+        if (!strcmp(a, "--")) {
+            i++;
+            break;
+        } else if (!strcmp(a, "--json")) {
+            NEEDS_VALUE();
+            o->json = val;
+        } else if (!strcmp(a, "--format")) {
+            NEEDS_VALUE();
+            if (strcmp(val, "text") && strcmp(val, "json")) {
+                clk_err("%s: unknown format '%s' (text, json)", verb, val);
+                return -1;
+            }
+            o->format = val;
+        } else if (!strcmp(a, "--exitcode")) {
+            NEEDS_VALUE();
+            if (parse_int(val, 0, 255, &o->exitcode)) {
+                clk_err("%s: --exitcode wants a number from 0 to 255, not '%s'", verb, val);
+                return -1;
+            }
+        } else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
+            o->verbose = 1;
+        } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            o->quiet = 1;
+        } else if (want_cmd && !strcmp(a, "--postgres")) {
+            o->postgres = 1;
+        } else if (want_cmd && !strcmp(a, "--stack-depth")) {
+            NEEDS_VALUE();
+            if (parse_int(val, 1, 128, &o->stack_depth)) {
+                clk_err("%s: --stack-depth wants a number from 1 to 128, not '%s'", verb, val);
+                return -1;
+            }
+        } else if (want_cmd && !strcmp(a, "--keep-raw")) {
+            NEEDS_VALUE();
+            o->keep_raw = val;
+        } else if (a[0] == '-' && a[1]) {
+            clk_err("%s: unknown option '%s' (see connleak --help)", verb, a);
+            return -1;
+        } else if (want_cmd) {
+            clk_err("%s: put '--' before the command, as in: connleak run -- %s", verb, a);
+            return -1;
+        } else {
+            o->files = clk_xrealloc(o->files, (size_t)(o->nfiles + 1) * sizeof *o->files);
+            o->files[o->nfiles++] = argv[i];
+        }
+#undef NEEDS_VALUE
+    }
+    if (want_cmd) {
+        if (i > argc || i == argc || (i > 0 && strcmp(argv[i - 1], "--") != 0)) {
+            clk_err("%s: no command given (usage: connleak %s [OPTIONS] -- COMMAND [ARG...])", verb, verb);
+            return -1;
+        }
+        o->cmd = argv + i;
+        o->ncmd = argc - i;
+    } else if (i < argc) {
+        for (; i < argc; i++) {
+            o->files = clk_xrealloc(o->files, (size_t)(o->nfiles + 1) * sizeof *o->files);
+            o->files[o->nfiles++] = argv[i];
+        }
+    }
+    return 0;
+}
+
+/* ---- where the preload library is ---- */
+
+const char *clk_preload_path(void)
+{
+    static char path[PATH_MAX];
+    const char *env = getenv("CONNLEAK_PRELOAD");
+    if (env && env[0] && access(env, R_OK) == 0)
+        return realpath(env, path) ? path : NULL;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = 0;
+    const char *candidates[] = {
+        "%s/../lib/recorder/" CONNLEAK_PRELOAD_NAME, /* the build tree */
+        "%s/../" CONNLEAK_LIBDIR "/" CONNLEAK_PRELOAD_NAME, /* installed beside bin/ */
+        "%s/" CONNLEAK_PRELOAD_NAME,
+    };
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
+        char buf[PATH_MAX + 256];
+        snprintf(buf, sizeof buf, candidates[i], exe);
+        if (access(buf, R_OK) == 0 && realpath(buf, path))
+            return path;
+    }
+    return NULL;
+}
+
+/* ---- rendering and the verdict ---- */
+
+static int render(struct clk_report *r, const struct opts *o)
+{
+    clk_report_finish(r);
+    if (o->json) {
+        FILE *f = fopen(o->json, "w");
+        if (!f || clk_render_json(r, f) != 0 || fclose(f) != 0) {
+            clk_err("cannot write %s: %s", o->json, strerror(errno));
+            return -1;
+        }
+    }
+    if (!o->quiet) {
+        if (!strcmp(o->format, "json"))
+            clk_render_json(r, stderr);
+        else
+            clk_render_text(r, stderr, o->verbose);
+    }
+    return 0;
+}
+
+/* ---- signals: forwarded to the command, which decides ---- */
+
+static volatile sig_atomic_t got_signal;
+static volatile pid_t child_pid;
+
+static void forward(int sig)
+{
+    got_signal = sig;
+    if (child_pid > 0)
+        kill(child_pid, sig);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static int make_run_dir(const struct opts *o, char *dir, size_t cap)
+{
+    if (o->keep_raw) {
+        if (mkdir(o->keep_raw, 0700) != 0 && errno != EEXIST) {
+            clk_err("run: cannot create %s: %s", o->keep_raw, strerror(errno));
+            return -1;
+        }
+        struct stat st;
+        /* a symlink planted in a shared place must not redirect our files */
+        if (lstat(o->keep_raw, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+            clk_err("run: %s is not a directory of ours", o->keep_raw);
+            return -1;
+        }
+        if (access(o->keep_raw, W_OK | X_OK) != 0) {
+            clk_err("run: cannot write to %s: %s", o->keep_raw, strerror(errno));
+            return -1;
+        }
+        if (!realpath(o->keep_raw, dir)) {
+            clk_err("run: %s: %s", o->keep_raw, strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !tmp[0] || access(tmp, W_OK) != 0)
+        tmp = "/tmp";
+    snprintf(dir, cap, "%s/connleak-XXXXXX", tmp);
+    if (!mkdtemp(dir)) {
+        clk_err("run: cannot create a run directory in %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs argv with extra environment set; returns the wait status, or -1. */
+static int spawn_and_wait(char **cmd)
+{
+    struct sigaction sa = {0}, old_int, old_term, old_hup;
+    sa.sa_handler = forward;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGHUP, &sa, &old_hup);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        clk_err("run: cannot fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        sigaction(SIGHUP, &old_hup, NULL);
+        execvp(cmd[0], cmd);
+        int e = errno;
+        clk_err("%s: %s", cmd[0], e == ENOENT ? "command not found" : strerror(e));
+        _exit(e == ENOENT ? 127 : 126);
+    }
+    child_pid = pid;
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            clk_err("run: waiting for the command: %s", strerror(errno));
+            status = -1;
+            break;
+        }
+    }
+    child_pid = 0;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
+    return status;
+}
+
+static int command_status(int status)
+{
+    if (status < 0)
+        return 125;
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return 125;
+}
+
+static void prepend_env(const char *name, const char *value, char sep)
+{
+    const char *old = getenv(name);
+    if (!old || !old[0]) {
+        setenv(name, value, 1);
+        return;
+    }
+    size_t n = strlen(value) + strlen(old) + 2;
+    char *both = clk_xmalloc(n);
+    snprintf(both, n, "%s%c%s", value, sep, old);
+    setenv(name, both, 1);
+    free(both);
+}
+
+int clk_cmd_run(int argc, char **argv)
+{
+    struct opts o;
+    if (parse("run", argc, argv, &o, 1) != 0)
+        return STATUS_USAGE;
+    const char *preload = clk_preload_path();
+    if (!preload) {
+        clk_err("run: libconnleak-preload.so not found next to this connleak (set CONNLEAK_PRELOAD)");
+        return STATUS_USAGE;
+    }
+    char dir[PATH_MAX];
+    if (make_run_dir(&o, dir, sizeof dir) != 0)
+        return STATUS_USAGE;
+    struct clk_pg pg;
+    memset(&pg, 0, sizeof pg);
+    if (o.postgres) {
+        if (clk_pg_start(&pg, o.verbose) != 0) {
+            if (!o.keep_raw)
+                rmdir(dir);
+            return STATUS_USAGE;
+        }
+        clk_pg_export(&pg);
+    }
+    prepend_env("LD_PRELOAD", preload, ':');
+    setenv(CONNLEAK_RUN_DIR_ENV, dir, 1);
+    if (o.stack_depth) {
+        char opt[64];
+        snprintf(opt, sizeof opt, "stack_depth=%d", o.stack_depth);
+        prepend_env("CONNLEAK_OPTIONS", opt, ':');
+    }
+    int status = spawn_and_wait(o.cmd);
+    unsetenv("LD_PRELOAD");
+    if (o.postgres)
+        clk_pg_stop(&pg);
+
+    struct clk_report r;
+    clk_report_init(&r);
+    r.command = o.cmd;
+    r.ncommand = o.ncmd;
+    int load_rc = clk_load_run_dir(&r, dir);
+    if (!o.keep_raw)
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    int render_rc = render(&r, &o);
+    clk_symbolize_end();
+    int own = command_status(status);
+    if (own)
+        return own;
+    if (got_signal)
+        return 128 + got_signal;
+    if (clk_report_failing(&r))
+        return o.exitcode;
+    if (render_rc || load_rc)
+        return STATUS_USAGE;
+    return 0;
+}
+
+int clk_cmd_report(int argc, char **argv)
+{
+    struct opts o;
+    if (parse("report", argc, argv, &o, 0) != 0)
+        return STATUS_USAGE;
+    if (!o.nfiles) {
+        clk_err("report: no input (usage: connleak report [OPTIONS] FILE...)");
+        return STATUS_USAGE;
+    }
+    struct clk_report r;
+    clk_report_init(&r);
+    int bad = 0;
+    for (int i = 0; i < o.nfiles; i++) {
+        const char *f = o.files[i];
+        struct stat st;
+        if (stat(f, &st) != 0) {
+            clk_err("report: cannot read %s: %s", f, strerror(errno));
+            bad = 1;
+            continue;
+        }
+        int rc;
+        if (S_ISDIR(st.st_mode))
+            rc = clk_load_run_dir(&r, f);
+        else if (clk_is_raw_file(f))
+            rc = clk_load_raw(&r, f);
+        else
+            rc = clk_load_json(&r, f);
+        if (rc)
+            bad = 1;
+    }
+    if (bad)
+        return STATUS_USAGE;
+    if (render(&r, &o) != 0)
+        return STATUS_USAGE;
+    clk_symbolize_end();
+    return clk_report_failing(&r) ? o.exitcode : 0;
+}
+
+int clk_cmd_postgres(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[0], "--") != 0) {
+        clk_err("postgres: usage: connleak postgres -- COMMAND [ARG...]");
+        return STATUS_USAGE;
+    }
+    struct clk_pg pg;
+    memset(&pg, 0, sizeof pg);
+    if (clk_pg_start(&pg, 0) != 0)
+        return STATUS_USAGE;
+    clk_pg_export(&pg);
+    int status = spawn_and_wait(argv + 1);
+    clk_pg_stop(&pg);
+    if (got_signal && status >= 0 && !WIFEXITED(status))
+        return 128 + got_signal;
+    return command_status(status);
+}

@@ -1,0 +1,238 @@
+/* journal.c — the per-process journal: a MAP_SHARED file of 64-byte slots, so SIGKILL loses nothing written. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "recorder.h"
+
+#define CHUNK_BYTES (1u << 20)
+#define PER_CHUNK (CHUNK_BYTES / CONNLEAK_RAW_SLOT)
+#define MAX_CHUNKS 16384u /* 16 GiB of journal; past that events are counted as lost */
+#define CHUNK_DONE ((char *)1)
+
+static int jfd = -1;
+static uint64_t next_slot;              /* atomic: next free slot index */
+static char *chunks[MAX_CHUNKS];        /* atomic pointers; CHUNK_DONE once fully written and unmapped */
+static uint32_t committed[MAX_CHUNKS];  /* atomic: slots finished per chunk */
+static uint64_t lost;                   /* atomic: events that found no room */
+static pthread_mutex_t map_mu = PTHREAD_MUTEX_INITIALIZER;
+uint32_t clk_journal_generation;        /* bumped per new journal (fork); intern.c re-emits per generation */
+
+int clk_journal_active(void)
+{
+    return __atomic_load_n(&jfd, __ATOMIC_ACQUIRE) >= 0;
+}
+
+static char *map_chunk(uint64_t c)
+{
+    pthread_mutex_lock(&map_mu);
+    char *p = __atomic_load_n(&chunks[c], __ATOMIC_ACQUIRE);
+    if (!p) {
+        off_t need = (off_t)(c + 1) * CHUNK_BYTES;
+        struct stat st;
+        if (fstat(jfd, &st) == 0 && st.st_size < need && ftruncate(jfd, need) != 0)
+            p = NULL;
+        else {
+            void *m = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, jfd, (off_t)c * CHUNK_BYTES);
+            p = m == MAP_FAILED ? NULL : m;
+        }
+        if (p)
+            __atomic_store_n(&chunks[c], p, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&map_mu);
+    return p;
+}
+
+struct connleak_raw_record *clk_journal_slot(uint64_t index)
+{
+    uint64_t c = index / PER_CHUNK;
+    char *p = __atomic_load_n(&chunks[c], __ATOMIC_ACQUIRE);
+    if (!p)
+        p = map_chunk(c);
+    if (!p || p == CHUNK_DONE)
+        return NULL;
+    return (struct connleak_raw_record *)(p + (index % PER_CHUNK) * CONNLEAK_RAW_SLOT);
+}
+
+/* Counts a slot as finished; the last one of a chunk unmaps it, which keeps the
+ * host's resident memory flat however long the run. */
+static void slot_done(uint64_t index)
+{
+    uint64_t c = index / PER_CHUNK;
+    if (__atomic_add_fetch(&committed[c], 1, __ATOMIC_ACQ_REL) == PER_CHUNK) {
+        char *p = __atomic_exchange_n(&chunks[c], CHUNK_DONE, __ATOMIC_ACQ_REL);
+        if (p && p != CHUNK_DONE)
+            munmap(p, CHUNK_BYTES);
+    }
+}
+
+uint64_t clk_journal_reserve(uint32_t nextra)
+{
+    if (!clk_journal_active())
+        return 0;
+    uint64_t i = __atomic_fetch_add(&next_slot, 1 + nextra, __ATOMIC_RELAXED);
+    if (i + nextra >= (uint64_t)MAX_CHUNKS * PER_CHUNK) {
+        __atomic_fetch_add(&lost, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+    return i;
+}
+
+void clk_journal_commit(uint64_t index, struct connleak_raw_record *rec, uint8_t type)
+{
+    if (!index)
+        return;
+    struct connleak_raw_record *dst = clk_journal_slot(index);
+    if (dst) {
+        rec->type = 0;
+        memcpy(dst, rec, sizeof *dst);
+        __atomic_store_n(&dst->type, type, __ATOMIC_RELEASE);
+    } else {
+        __atomic_fetch_add(&lost, 1, __ATOMIC_RELAXED);
+    }
+    slot_done(index);
+}
+
+void clk_journal_blob(uint8_t type, uint32_t id, const void *data, uint32_t len)
+{
+    uint32_t nextra = (len + CONNLEAK_RAW_CONT_PAYLOAD - 1) / CONNLEAK_RAW_CONT_PAYLOAD;
+    uint64_t head = clk_journal_reserve(nextra);
+    if (!head)
+        return;
+    const unsigned char *src = data;
+    for (uint32_t k = 0; k < nextra; k++) {
+        uint64_t idx = head + 1 + k;
+        struct connleak_raw_record *dst = clk_journal_slot(idx);
+        if (dst) {
+            uint32_t off = k * CONNLEAK_RAW_CONT_PAYLOAD;
+            uint32_t n = len - off < CONNLEAK_RAW_CONT_PAYLOAD ? len - off : CONNLEAK_RAW_CONT_PAYLOAD;
+            memcpy(dst->u.bytes, src + off, n);
+            __atomic_store_n(&dst->type, (uint8_t)CONNLEAK_REC_CONT, __ATOMIC_RELEASE);
+        }
+        slot_done(idx);
+    }
+    struct connleak_raw_record rec = {0};
+    rec.u.blob.id = id;
+    rec.u.blob.len = len;
+    rec.u.blob.slots = nextra;
+    clk_journal_commit(head, &rec, type);
+}
+
+static int create_file(void)
+{
+    char path[sizeof clk_opts.run_dir + 64];
+    for (int k = 0; k < 1000; k++) {
+        snprintf(path, sizeof path, "%s/%d-%d%s", clk_opts.run_dir, (int)getpid(), k, CONNLEAK_RAW_SUFFIX);
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            return fd;
+        if (errno != EEXIST)
+            break;
+    }
+    return -1;
+}
+
+static void reset_state(void)
+{
+    for (uint32_t c = 0; c < MAX_CHUNKS; c++) {
+        if (chunks[c] && chunks[c] != CHUNK_DONE)
+            munmap(chunks[c], CHUNK_BYTES);
+        chunks[c] = NULL;
+        committed[c] = 0;
+    }
+    next_slot = 1; /* slot 0 is the header */
+    lost = 0;
+}
+
+static char *read_small_file(const char *path, char *buf, size_t cap, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n <= 0)
+        return NULL;
+    buf[n] = 0;
+    *len = (size_t)n;
+    return buf;
+}
+
+int clk_journal_start(int forked)
+{
+    if (!clk_opts.run_dir[0])
+        return -1;
+    int fd = create_file();
+    if (fd < 0) {
+        clk_warn("connleak: cannot create a journal in %s: %s", clk_opts.run_dir, strerror(errno));
+        return -1;
+    }
+    reset_state();
+    __atomic_add_fetch(&clk_journal_generation, 1, __ATOMIC_ACQ_REL);
+    __atomic_store_n(&jfd, fd, __ATOMIC_RELEASE);
+
+    struct connleak_raw_header h = {0};
+    h.version = CONNLEAK_RAW_VERSION;
+    h.slot_size = CONNLEAK_RAW_SLOT;
+    h.pid = (int32_t)getpid();
+    h.ppid = (int32_t)getppid();
+    h.forked = (uint32_t)forked;
+    h.start_ns = clk_now_ns(1);
+    h.stack_depth = (uint32_t)clk_opts.stack_depth;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0)
+        h.exe = clk_intern_string(exe, (size_t)n);
+    char cmd[4096];
+    size_t clen;
+    if (read_small_file("/proc/self/cmdline", cmd, sizeof cmd, &clen))
+        h.cmdline = clk_intern_string(cmd, clen);
+    struct connleak_raw_header *dst = (struct connleak_raw_header *)clk_journal_slot(0);
+    if (!dst)
+        return -1;
+    memcpy(dst, &h, sizeof h);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    memcpy(dst->magic, CONNLEAK_RAW_MAGIC, sizeof dst->magic);
+    slot_done(0);
+    return 0;
+}
+
+void clk_journal_prepare_fork(void)
+{
+    pthread_mutex_lock(&map_mu);
+}
+
+void clk_journal_after_fork_parent(void)
+{
+    pthread_mutex_unlock(&map_mu);
+}
+
+/* The child owns copies of the parent's shared mappings: writing there would
+ * write into the parent's journal, so drop them and start a journal of its own. */
+void clk_journal_after_fork_child(void)
+{
+    pthread_mutex_unlock(&map_mu); /* taken by this thread in prepare */
+    int fd = __atomic_exchange_n(&jfd, -1, __ATOMIC_ACQ_REL);
+    if (fd < 0)
+        return;
+    close(fd);
+    clk_journal_start(1);
+}
+
+/* Exit handlers ran: the CLI tells clean exits from crashes by this record. */
+void clk_journal_exit(void)
+{
+    uint64_t lost_now = __atomic_load_n(&lost, __ATOMIC_RELAXED);
+    if (lost_now) {
+        struct connleak_raw_record rec = {0};
+        rec.u.ev.result = (int32_t)(lost_now > INT32_MAX ? INT32_MAX : lost_now);
+        clk_journal_commit(clk_journal_reserve(0), &rec, CONNLEAK_REC_LOST);
+    }
+    struct connleak_raw_record rec = {0};
+    rec.u.ev.time_ns = clk_now_ns(0);
+    clk_journal_commit(clk_journal_reserve(0), &rec, CONNLEAK_REC_EXIT);
+}

@@ -1,0 +1,157 @@
+/* process.c — the recorder's life in its host: start-up, fork, exit, and small utilities. */
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "recorder.h"
+
+__thread int clk_in_wrapper __attribute__((tls_model("initial-exec")));
+static __thread uint32_t cached_tid __attribute__((tls_model("initial-exec")));
+static int ready; /* atomic: 0 not started, 1 starting, 2 ready */
+
+void clk_tracker_init(void);
+
+uint64_t clk_now_ns(int realtime)
+{
+    struct timespec ts;
+    clock_gettime(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint32_t clk_tid(void)
+{
+    if (!cached_tid)
+        cached_tid = (uint32_t)syscall(SYS_gettid);
+    return cached_tid;
+}
+
+void clk_warn(const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof buf - 2)
+        n = sizeof buf - 2;
+    buf[n++] = '\n';
+    ssize_t w = write(2, buf, (size_t)n);
+    (void)w;
+}
+
+/* ---- fork ---- */
+
+static void prepare_fork(void)
+{
+    clk_intern_prepare_fork();
+    clk_track_prepare_fork();
+    clk_journal_prepare_fork();
+    clk_arena_prepare_fork();
+}
+
+static void after_fork_parent(void)
+{
+    clk_arena_after_fork();
+    clk_journal_after_fork_parent();
+    clk_track_after_fork(0);
+    clk_intern_after_fork();
+}
+
+/* The child keeps the parent's connections but they are not its leaks. */
+static void after_fork_child(void)
+{
+    cached_tid = 0;
+    clk_arena_after_fork();
+    clk_track_after_fork(1);
+    clk_intern_after_fork();
+    clk_track_mark_inherited();
+    clk_journal_after_fork_child(); /* also releases the journal's lock */
+}
+
+/* ---- exit ---- */
+
+static int finished;
+
+/* A destructor, not atexit: it runs after the program's own exit handlers and
+ * destructors, so pools they dispose of are closed by then. */
+__attribute__((destructor)) static void clk_fini(void)
+{
+    if (__atomic_load_n(&ready, __ATOMIC_ACQUIRE) != 2 || __atomic_exchange_n(&finished, 1, __ATOMIC_ACQ_REL))
+        return;
+    clk_in_wrapper++;
+    if (clk_journal_active())
+        clk_journal_exit();
+    else if (clk_opts.report)
+        clk_print_report();
+    clk_in_wrapper--;
+}
+
+/* ---- start ---- */
+
+/* The linkable library steps aside when the preloaded one is in the process:
+ * every connleak_* call already resolves to the preloaded copy. */
+static int other_copy_serves(void)
+{
+#ifdef CLK_LINKABLE
+    void *f = dlsym(RTLD_DEFAULT, "connleak_record");
+    return f && !clk_addr_is_ours((uint64_t)(uintptr_t)f);
+#else
+    return 0;
+#endif
+}
+
+static void start(void)
+{
+    clk_in_wrapper++;
+    clk_stack_init();
+    if (other_copy_serves()) {
+        clk_opts.report = 0;
+        clk_in_wrapper--;
+        return;
+    }
+#ifdef CLK_LINKABLE
+    clk_opts.report = 0; /* a program linking the API asks the tracker itself */
+#endif
+    char err[512] = "";
+    /* set-uid and set-gid programs must not be steered by their caller's environment */
+    int secure = getauxval(AT_SECURE) != 0;
+    const char *spec = secure ? NULL : getenv("CONNLEAK_OPTIONS");
+    if (spec && clk_options_parse(spec, err, sizeof err) != 0)
+        clk_warn("%s", err);
+    const char *dir = secure ? NULL : getenv(CONNLEAK_RUN_DIR_ENV);
+    if (dir && dir[0] && strlen(dir) < sizeof clk_opts.run_dir) {
+        strcpy(clk_opts.run_dir, dir);
+        clk_opts.report = 0; /* the CLI reports */
+    }
+    clk_tracker_init();
+    clk_journal_start(0);
+    pthread_atfork(prepare_fork, after_fork_parent, after_fork_child);
+    clk_in_wrapper--;
+}
+
+void clk_ensure_init(void)
+{
+    int expected = 0;
+    if (__atomic_load_n(&ready, __ATOMIC_ACQUIRE) == 2)
+        return;
+    if (__atomic_compare_exchange_n(&ready, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        start();
+        __atomic_store_n(&ready, 2, __ATOMIC_RELEASE);
+        return;
+    }
+    /* another thread is starting us: events before it is done go unjournaled,
+     * but waiting could deadlock if that thread waits on this one */
+}
+
+__attribute__((constructor)) static void clk_init(void)
+{
+    clk_ensure_init();
+}

@@ -1,0 +1,150 @@
+/* recorder.h — private interfaces between the recorder's parts (one file per idea). */
+#ifndef CONNLEAK_RECORDER_H
+#define CONNLEAK_RECORDER_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "connleak.h"
+#include "rawfmt.h"
+
+#define CLK_HIDDEN __attribute__((visibility("hidden")))
+#define CLK_MAX_DEPTH 128
+#define CLK_DEFAULT_DEPTH 32
+
+/* ---- options.c: CONNLEAK_OPTIONS ---- */
+struct clk_options {
+    int stack_depth;        /* frames kept per stack */
+    int exitcode;           /* direct mode: exit status when leaks remain; 0 keeps the program's */
+    int report;             /* direct mode: print the text report at exit */
+    int verbosity;
+    char output[512];       /* direct mode: report file instead of stderr ("" = stderr) */
+    char suppressions[512]; /* passed to the CLI; the direct printer ignores it */
+    char run_dir[512];      /* journal directory (set by the CLI) */
+};
+CLK_HIDDEN extern struct clk_options clk_opts;
+/* Parses `spec` into clk_opts; on error writes one line into err and returns -1. */
+CLK_HIDDEN int clk_options_parse(const char *spec, char *err, size_t errlen);
+
+/* ---- guard: per-thread re-entry depth (initial-exec TLS: no allocation on first use) ---- */
+CLK_HIDDEN extern __thread int clk_in_wrapper __attribute__((tls_model("initial-exec")));
+
+/* ---- stack.c ---- */
+/* Captures up to clk_opts.stack_depth return addresses of the caller, the
+ * recorder's own frames removed. Lock-free; call before taking any lock. */
+CLK_HIDDEN int clk_stack_capture(uint64_t *ips, int max);
+CLK_HIDDEN void clk_stack_init(void);
+CLK_HIDDEN int clk_addr_is_ours(uint64_t ip);
+
+/* ---- table.c: sharded open-addressing map u64 -> 3×u64 ---- */
+struct clk_slot {
+    uint64_t key; /* 0 = free */
+    uint64_t v[3];
+};
+struct clk_shard {
+    pthread_mutex_t mu;
+    struct clk_slot *slots;
+    uint32_t cap, used;
+};
+#define CLK_SHARDS 16
+struct clk_table {
+    struct clk_shard shard[CLK_SHARDS];
+};
+/* Finds `key` and returns its slot with the shard locked (NULL and unlocked if
+ * absent and !create). A created slot has v[] zeroed. Growth happens with the
+ * lock released. Unlock with clk_table_unlock. */
+CLK_HIDDEN struct clk_slot *clk_table_lock(struct clk_table *t, uint64_t key, int create,
+                                           struct clk_shard **held);
+CLK_HIDDEN void clk_table_unlock(struct clk_shard *held);
+CLK_HIDDEN void clk_table_lock_all(struct clk_table *t);
+CLK_HIDDEN void clk_table_unlock_all(struct clk_table *t);
+/* Calls fn on every used slot, one shard locked at a time. */
+CLK_HIDDEN void clk_table_each(struct clk_table *t, void (*fn)(struct clk_slot *, void *), void *ctx);
+CLK_HIDDEN void clk_table_clear(struct clk_table *t);
+CLK_HIDDEN uint64_t clk_hash_bytes(const void *p, size_t n);
+/* Bump allocator over mmap'd chunks; never freed. Lock-free. */
+CLK_HIDDEN void *clk_arena_alloc(size_t n);
+CLK_HIDDEN void clk_arena_prepare_fork(void);
+CLK_HIDDEN void clk_arena_after_fork(void);
+
+/* ---- journal.c: the per-process mmap'd file ---- */
+CLK_HIDDEN int clk_journal_start(int forked);   /* 0 ok; -1 (no run dir or cannot write) */
+CLK_HIDDEN int clk_journal_active(void);
+/* Reserves 1 + nextra slots and returns the head's index (0 = none). */
+CLK_HIDDEN uint64_t clk_journal_reserve(uint32_t nextra);
+CLK_HIDDEN struct connleak_raw_record *clk_journal_slot(uint64_t index);
+/* Publishes a record: type written last with release order. */
+CLK_HIDDEN void clk_journal_commit(uint64_t index, struct connleak_raw_record *rec, uint8_t type);
+/* Writes a blob (string or stack) with its continuation slots. */
+CLK_HIDDEN void clk_journal_blob(uint8_t type, uint32_t id, const void *data, uint32_t len);
+CLK_HIDDEN void clk_journal_prepare_fork(void);
+CLK_HIDDEN void clk_journal_after_fork_parent(void);
+CLK_HIDDEN void clk_journal_after_fork_child(void);
+CLK_HIDDEN void clk_journal_exit(void);
+CLK_HIDDEN extern uint32_t clk_journal_generation;
+
+/* ---- intern.c: stacks, strings and modules, each written once ---- */
+CLK_HIDDEN uint32_t clk_intern_stack(const uint64_t *ips, int n);
+CLK_HIDDEN uint32_t clk_intern_string(const char *s, size_t len);
+/* The frames of a stack id (for the direct printer and the API). */
+CLK_HIDDEN const uint64_t *clk_stack_frames(uint32_t id, int *n);
+CLK_HIDDEN const char *clk_string(uint32_t id);
+/* Writes the blob of an id into the current journal if it is not there yet. */
+CLK_HIDDEN void clk_intern_ensure(uint32_t id);
+CLK_HIDDEN void clk_intern_prepare_fork(void);
+CLK_HIDDEN void clk_intern_after_fork(void);
+
+/* ---- tracker.c: the handle state machine ---- */
+enum clk_close_verdict { CLK_CLOSE_PASS = 0, CLK_CLOSE_SKIP = 1 };
+struct clk_pending {
+    uint64_t handle;
+    uint64_t slot;       /* journal index reserved before the real close */
+    uint32_t stack;
+    uint8_t backend;
+    uint8_t kind;        /* record type decided */
+    uint16_t flags;
+    uint32_t open_stack, first_close_stack;
+};
+CLK_HIDDEN void clk_track_open(uint8_t backend, uint64_t handle, const char *target, int failed,
+                               int result, const uint64_t *ips, int n);
+/* Decides a close before the real call: CLK_CLOSE_SKIP for a double close
+ * (already recorded). Otherwise the caller runs the real close and then calls
+ * clk_track_close_done with whether the connection is gone. */
+CLK_HIDDEN enum clk_close_verdict clk_track_close_begin(uint8_t backend, uint64_t handle,
+                                                        const uint64_t *ips, int n,
+                                                        struct clk_pending *p);
+CLK_HIDDEN void clk_track_close_done(struct clk_pending *p, int gone, int result);
+CLK_HIDDEN void clk_track_mark_inherited(void);
+CLK_HIDDEN void clk_track_prepare_fork(void);
+CLK_HIDDEN void clk_track_after_fork(int child);
+/* For the direct printer: calls fn for each open (leaked) connection. */
+struct clk_leak_view {
+    uint8_t backend;
+    uint64_t handle;
+    uint32_t stack, target;
+    int checked_out;
+};
+CLK_HIDDEN void clk_track_each_open(void (*fn)(const struct clk_leak_view *, void *), void *ctx);
+CLK_HIDDEN uint32_t clk_current_test(void);
+
+/* ---- real.c: the database libraries' own functions ---- */
+CLK_HIDDEN void *clk_real(const char *name, const char *const *libs);
+
+/* ---- redact.c (shared with harness/) ---- */
+#include "redact.h"
+
+/* ---- printer.c: direct-mode report at exit ---- */
+CLK_HIDDEN void clk_print_report(void);
+
+/* ---- process.c ---- */
+CLK_HIDDEN void clk_ensure_init(void);
+CLK_HIDDEN void clk_tracker_init(void);
+
+/* ---- util ---- */
+CLK_HIDDEN uint64_t clk_now_ns(int realtime);
+CLK_HIDDEN uint32_t clk_tid(void);
+/* Writes a whole line to fd 2 (no stdio: safe anywhere). */
+CLK_HIDDEN void clk_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

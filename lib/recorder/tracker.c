@@ -1,0 +1,424 @@
+/* tracker.c — the connection state machine (open, closed, double and unknown closes) and the public tracker API. */
+#include <dlfcn.h>
+#include <string.h>
+
+#include "recorder.h"
+
+/* Handles live in separate namespaces so a pool's bookkeeping never collides
+ * with the wrappers' view of the same pointer. */
+#define NS_WRAP 0ull
+#define NS_POOL (1ull << 62)
+#define NS_CHECKOUT (2ull << 62)
+
+enum { ST_OPEN = 1, ST_CLOSED = 2, ST_CLOSING = 3 };
+#define F_INHERITED 0x1u
+
+/* slot layout: v[0] = state | backend<<8 | flags<<16 | target<<32
+ *              v[1] = open stack | close stack<<32
+ *              v[2] = test id */
+#define V0(state, backend, flags, target) \
+    ((uint64_t)(state) | (uint64_t)(backend) << 8 | (uint64_t)(flags) << 16 | (uint64_t)(target) << 32)
+#define ST(v0) ((unsigned)((v0)&0xff))
+#define BACKEND(v0) ((uint8_t)(((v0) >> 8) & 0xff))
+#define FLAGS(v0) ((unsigned)(((v0) >> 16) & 0xffff))
+#define TARGET(v0) ((uint32_t)((v0) >> 32))
+
+static struct clk_table handles = {.shard = {[0 ... CLK_SHARDS - 1] = {.mu = PTHREAD_MUTEX_INITIALIZER}}};
+static struct clk_table left_field = {.shard = {[0 ... CLK_SHARDS - 1] = {.mu = PTHREAD_MUTEX_INITIALIZER}}};
+
+static struct {
+    uint64_t connects, closes, open, doubles, unknowns, checkouts, checkins, checked_out;
+} counts; /* atomics */
+
+#define INC(f) __atomic_add_fetch(&counts.f, 1, __ATOMIC_RELAXED)
+#define DEC(f) __atomic_sub_fetch(&counts.f, 1, __ATOMIC_RELAXED)
+
+/* ---- the running Criterion test, if any ---- */
+
+struct criterion_test_view {
+    const char *name;
+    const char *category;
+};
+static const struct criterion_test_view *const *cr_current;
+static const void *cached_test;
+static uint32_t cached_test_id;
+
+void clk_tracker_init(void)
+{
+    cr_current = dlsym(RTLD_DEFAULT, "criterion_current_test");
+}
+
+uint32_t clk_current_test(void)
+{
+    if (!cr_current)
+        return 0;
+    const struct criterion_test_view *t = __atomic_load_n(cr_current, __ATOMIC_ACQUIRE);
+    if (!t)
+        return 0;
+    if (t == __atomic_load_n(&cached_test, __ATOMIC_ACQUIRE))
+        return __atomic_load_n(&cached_test_id, __ATOMIC_ACQUIRE);
+    char name[512];
+    size_t n = 0;
+    const char *parts[3] = {t->category ? t->category : "", "::", t->name ? t->name : ""};
+    for (int i = 0; i < 3; i++)
+        for (const char *p = parts[i]; *p && n < sizeof name - 1; p++)
+            name[n++] = *p;
+    uint32_t id = clk_intern_string(name, n);
+    __atomic_store_n(&cached_test_id, id, __ATOMIC_RELEASE);
+    __atomic_store_n(&cached_test, (const void *)t, __ATOMIC_RELEASE);
+    return id;
+}
+
+/* ---- journal records ---- */
+
+static void write_event(uint64_t slot, uint8_t type, uint8_t backend, uint16_t flags, uint64_t handle,
+                        uint32_t stack, uint32_t target, uint32_t open_stack, uint32_t first_close, uint32_t test,
+                        int result)
+{
+    if (!slot)
+        return;
+    /* blobs an event names must be in this journal (after a fork they may not be yet) */
+    clk_intern_ensure(open_stack);
+    clk_intern_ensure(first_close);
+    clk_intern_ensure(target);
+    clk_intern_ensure(test);
+    struct connleak_raw_record rec = {0};
+    rec.backend = backend;
+    rec.flags = flags;
+    rec.tid = clk_tid();
+    rec.u.ev.handle = handle;
+    rec.u.ev.stack = stack;
+    rec.u.ev.target = target;
+    rec.u.ev.open_stack = open_stack;
+    rec.u.ev.first_close_stack = first_close;
+    rec.u.ev.test = test;
+    rec.u.ev.result = result;
+    rec.u.ev.time_ns = clk_now_ns(0);
+    clk_journal_commit(slot, &rec, type);
+}
+
+/* ---- opens ---- */
+
+static void track_open_ns(uint64_t ns, uint8_t backend, uint64_t handle, uint32_t target, uint16_t flags,
+                          int result, uint32_t stack)
+{
+    uint32_t test = clk_current_test();
+    struct clk_shard *held;
+    struct clk_slot *s = clk_table_lock(&handles, handle ^ ns, 1, &held);
+    if (s) {
+        /* an open entry at a reused address was freed by a path we did not see */
+        int was_open = ST(s->v[0]) == ST_OPEN || ST(s->v[0]) == ST_CLOSING;
+        s->v[0] = V0(ST_OPEN, backend, 0, target);
+        s->v[1] = stack;
+        s->v[2] = test;
+        clk_table_unlock(held);
+        if (!was_open) {
+            if (ns == NS_CHECKOUT)
+                INC(checked_out);
+            else
+                INC(open);
+        }
+    }
+    if (ns == NS_CHECKOUT)
+        INC(checkouts);
+    else
+        INC(connects);
+    write_event(clk_journal_reserve(0), ns == NS_CHECKOUT ? CONNLEAK_REC_CHECKOUT : CONNLEAK_REC_OPEN, backend,
+                flags, handle, stack, target, 0, 0, test, result);
+}
+
+void clk_track_open(uint8_t backend, uint64_t handle, const char *target, int failed, int result,
+                    const uint64_t *ips, int n)
+{
+    uint32_t stack = clk_intern_stack(ips, n);
+    uint32_t tid = 0;
+    if (target) {
+        char clean[1024];
+        size_t len = clk_redact(target, clean, sizeof clean);
+        tid = clk_intern_string(clean, len);
+    }
+    track_open_ns(NS_WRAP, backend, handle, tid, failed ? CONNLEAK_RAWF_FAILED : 0, result, stack);
+}
+
+/* ---- closes ---- */
+
+static void remember_left_field(uint64_t key, uint8_t backend, uint32_t stack, int is_double)
+{
+    struct clk_shard *held;
+    struct clk_slot *s = clk_table_lock(&left_field, key, 1, &held);
+    if (!s)
+        return;
+    s->v[0] = (uint64_t)backend | (uint64_t)is_double << 8;
+    s->v[1] = stack;
+    clk_table_unlock(held);
+}
+
+static enum clk_close_verdict close_begin_ns(uint64_t ns, uint8_t backend, uint64_t handle, uint32_t stack,
+                                             struct clk_pending *p)
+{
+    memset(p, 0, sizeof *p);
+    p->handle = handle;
+    p->stack = stack;
+    p->backend = backend;
+    /* reserved now, before the real close frees the address for reuse, so the
+     * journal orders this close before any later open at the same address */
+    p->slot = clk_journal_reserve(0);
+    struct clk_shard *held;
+    struct clk_slot *s = clk_table_lock(&handles, handle ^ ns, 0, &held);
+    unsigned st = s ? ST(s->v[0]) : 0;
+    if (st == ST_OPEN) {
+        p->kind = CONNLEAK_REC_CLOSE;
+        p->open_stack = (uint32_t)s->v[1];
+        p->flags = FLAGS(s->v[0]) & F_INHERITED ? CONNLEAK_RAWF_INHERITED : 0;
+        if (!backend)
+            p->backend = BACKEND(s->v[0]);
+        s->v[0] = (s->v[0] & ~0xffull) | ST_CLOSING;
+        s->v[1] = (s->v[1] & 0xffffffffull) | (uint64_t)stack << 32;
+        clk_table_unlock(held);
+        return CLK_CLOSE_PASS;
+    }
+    if (st == ST_CLOSED || st == ST_CLOSING) {
+        p->kind = CONNLEAK_REC_DOUBLE_CLOSE;
+        p->open_stack = (uint32_t)s->v[1];
+        p->first_close_stack = (uint32_t)(s->v[1] >> 32);
+        if (!backend)
+            p->backend = BACKEND(s->v[0]);
+        uint32_t target = TARGET(s->v[0]), test = (uint32_t)s->v[2];
+        clk_table_unlock(held);
+        INC(doubles);
+        remember_left_field(handle ^ ns, p->backend, stack, 1);
+        write_event(p->slot, CONNLEAK_REC_DOUBLE_CLOSE, p->backend, 0, handle, stack, target, p->open_stack,
+                    p->first_close_stack, test, 0);
+        p->slot = 0;
+        return CLK_CLOSE_SKIP;
+    }
+    clk_table_unlock(held);
+    p->kind = CONNLEAK_REC_UNKNOWN_CLOSE;
+    return CLK_CLOSE_PASS;
+}
+
+static void close_done_ns(uint64_t ns, struct clk_pending *p, int gone, int result)
+{
+    if (p->kind == CONNLEAK_REC_UNKNOWN_CLOSE) {
+        INC(unknowns);
+        remember_left_field(p->handle ^ ns, p->backend, p->stack, 0);
+        write_event(p->slot, CONNLEAK_REC_UNKNOWN_CLOSE, p->backend, 0, p->handle, p->stack, 0, 0, 0, 0, result);
+        return;
+    }
+    struct clk_shard *held;
+    struct clk_slot *s = clk_table_lock(&handles, p->handle ^ ns, 0, &held);
+    if (s && ST(s->v[0]) == ST_CLOSING)
+        s->v[0] = (s->v[0] & ~0xffull) | (gone ? ST_CLOSED : ST_OPEN);
+    clk_table_unlock(held);
+    if (!gone) {
+        /* SQLITE_BUSY: the connection stays open */
+        write_event(p->slot, CONNLEAK_REC_CLOSE_BUSY, p->backend, 0, p->handle, p->stack, 0, 0, 0, 0, result);
+        return;
+    }
+    DEC(open);
+    INC(closes);
+    write_event(p->slot, CONNLEAK_REC_CLOSE, p->backend, p->flags, p->handle, p->stack, 0, p->open_stack, 0, 0,
+                result);
+}
+
+enum clk_close_verdict clk_track_close_begin(uint8_t backend, uint64_t handle, const uint64_t *ips, int n,
+                                             struct clk_pending *p)
+{
+    return close_begin_ns(NS_WRAP, backend, handle, clk_intern_stack(ips, n), p);
+}
+
+void clk_track_close_done(struct clk_pending *p, int gone, int result)
+{
+    close_done_ns(NS_WRAP, p, gone, result);
+}
+
+/* ---- fork ---- */
+
+static void mark_inherited(struct clk_slot *s, void *ctx)
+{
+    if (ST(s->v[0]) == ST_OPEN)
+        s->v[0] |= (uint64_t)F_INHERITED << 16;
+}
+
+void clk_track_mark_inherited(void)
+{
+    clk_table_each(&handles, mark_inherited, NULL);
+    /* the parent's figures are not the child's */
+    memset(&counts, 0, sizeof counts);
+    cached_test = NULL;
+}
+
+void clk_track_prepare_fork(void)
+{
+    clk_table_lock_all(&handles);
+    clk_table_lock_all(&left_field);
+}
+
+void clk_track_after_fork(int child)
+{
+    clk_table_unlock_all(&left_field);
+    clk_table_unlock_all(&handles);
+}
+
+/* ---- views ---- */
+
+struct each_ctx {
+    void (*fn)(const struct clk_leak_view *, void *);
+    void *ctx;
+};
+
+static void each_open(struct clk_slot *s, void *c)
+{
+    struct each_ctx *e = c;
+    if (ST(s->v[0]) != ST_OPEN || (FLAGS(s->v[0]) & F_INHERITED))
+        return;
+    uint64_t ns = s->key & (3ull << 62);
+    if (ns == NS_POOL)
+        return; /* a pool's connection is also a wrapper's: report it once */
+    struct clk_leak_view v = {BACKEND(s->v[0]), s->key & ~(3ull << 62), (uint32_t)s->v[1], TARGET(s->v[0]),
+                              ns == NS_CHECKOUT};
+    e->fn(&v, e->ctx);
+}
+
+void clk_track_each_open(void (*fn)(const struct clk_leak_view *, void *), void *ctx)
+{
+    struct each_ctx e = {fn, ctx};
+    clk_table_each(&handles, each_open, &e);
+}
+
+/* ---- public API ---- */
+
+static uint8_t raw_backend(connleak_backend b)
+{
+    return b == CONNLEAK_BACKEND_SQLITE ? CONNLEAK_RAW_SQLITE : b == CONNLEAK_BACKEND_POSTGRES ? CONNLEAK_RAW_POSTGRES : 0;
+}
+
+__attribute__((visibility("default"))) int connleak_record(connleak_event event, connleak_backend backend,
+                                                           const void *conn, const char *target)
+{
+    if (!conn)
+        return -1;
+    uint64_t ips[CLK_MAX_DEPTH];
+    int n = clk_stack_capture(ips, clk_opts.stack_depth);
+    uint64_t h = (uint64_t)(uintptr_t)conn;
+    uint8_t b = raw_backend(backend);
+    struct clk_pending p;
+    switch (event) {
+    case CONNLEAK_EVENT_CONNECT: {
+        uint32_t tid = 0;
+        if (target) {
+            char clean[1024];
+            size_t len = clk_redact(target, clean, sizeof clean);
+            tid = clk_intern_string(clean, len);
+        }
+        track_open_ns(NS_POOL, b, h, tid, CONNLEAK_RAWF_POOL, 0, clk_intern_stack(ips, n));
+        return 0;
+    }
+    case CONNLEAK_EVENT_CHECKOUT:
+        track_open_ns(NS_CHECKOUT, b, h, 0, CONNLEAK_RAWF_POOL, 0, clk_intern_stack(ips, n));
+        return 0;
+    case CONNLEAK_EVENT_CHECKIN: {
+        struct clk_shard *held;
+        struct clk_slot *s = clk_table_lock(&handles, h ^ NS_CHECKOUT, 0, &held);
+        int was_out = s && ST(s->v[0]) == ST_OPEN;
+        if (was_out)
+            s->v[0] = (s->v[0] & ~0xffull) | ST_CLOSED;
+        clk_table_unlock(held);
+        INC(checkins);
+        if (was_out)
+            DEC(checked_out);
+        write_event(clk_journal_reserve(0), CONNLEAK_REC_CHECKIN, b, CONNLEAK_RAWF_POOL, h,
+                    clk_intern_stack(ips, n), 0, 0, 0, 0, 0);
+        return 0;
+    }
+    case CONNLEAK_EVENT_CLOSE:
+    case CONNLEAK_EVENT_CLOSE_DETACHED:
+        if (close_begin_ns(NS_POOL, b, h, clk_intern_stack(ips, n), &p) == CLK_CLOSE_PASS) {
+            p.flags |= CONNLEAK_RAWF_POOL;
+            close_done_ns(NS_POOL, &p, 1, 0);
+        }
+        return 0;
+    }
+    return -1;
+}
+
+__attribute__((visibility("default"))) void connleak_get_counts(connleak_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    out->connects = __atomic_load_n(&counts.connects, __ATOMIC_RELAXED);
+    out->closes = __atomic_load_n(&counts.closes, __ATOMIC_RELAXED);
+    out->open = __atomic_load_n(&counts.open, __ATOMIC_RELAXED);
+    out->double_closes = __atomic_load_n(&counts.doubles, __ATOMIC_RELAXED);
+    out->unknown_closes = __atomic_load_n(&counts.unknowns, __ATOMIC_RELAXED);
+    out->left_field_closes = out->double_closes + out->unknown_closes;
+    out->checkouts = __atomic_load_n(&counts.checkouts, __ATOMIC_RELAXED);
+    out->checkins = __atomic_load_n(&counts.checkins, __ATOMIC_RELAXED);
+    out->checked_out = __atomic_load_n(&counts.checked_out, __ATOMIC_RELAXED);
+}
+
+struct fill_ctx {
+    connleak_conn *out;
+    size_t max, n;
+    int left_field;
+};
+
+static void fill_conn(connleak_conn *c, uint64_t key, uint8_t backend, uint32_t stack, uint32_t target)
+{
+    int n = 0;
+    c->conn = (const void *)(uintptr_t)(key & ~(3ull << 62));
+    c->backend = backend == CONNLEAK_RAW_SQLITE     ? CONNLEAK_BACKEND_SQLITE
+                 : backend == CONNLEAK_RAW_POSTGRES ? CONNLEAK_BACKEND_POSTGRES
+                                                    : CONNLEAK_BACKEND_UNKNOWN;
+    c->checked_out = (key & (3ull << 62)) == NS_CHECKOUT;
+    c->target = clk_string(target);
+    c->frames = (const void *const *)clk_stack_frames(stack, &n);
+    c->nframes = n;
+}
+
+static void fill_open(struct clk_slot *s, void *p)
+{
+    struct fill_ctx *f = p;
+    if (ST(s->v[0]) != ST_OPEN || (FLAGS(s->v[0]) & F_INHERITED))
+        return;
+    if (f->n < f->max)
+        fill_conn(&f->out[f->n], s->key, BACKEND(s->v[0]), (uint32_t)s->v[1], TARGET(s->v[0]));
+    f->n++;
+}
+
+static void fill_left(struct clk_slot *s, void *p)
+{
+    struct fill_ctx *f = p;
+    if (f->n < f->max)
+        fill_conn(&f->out[f->n], s->key, (uint8_t)s->v[0], (uint32_t)s->v[1], 0);
+    f->n++;
+}
+
+__attribute__((visibility("default"))) size_t connleak_open_connections(connleak_conn *out, size_t max)
+{
+    struct fill_ctx f = {out, max, 0, 0};
+    clk_table_each(&handles, fill_open, &f);
+    return f.n;
+}
+
+__attribute__((visibility("default"))) size_t connleak_left_field_closes(connleak_conn *out, size_t max)
+{
+    struct fill_ctx f = {out, max, 0, 1};
+    clk_table_each(&left_field, fill_left, &f);
+    return f.n;
+}
+
+__attribute__((visibility("default"))) void connleak_clear(void)
+{
+    clk_table_clear(&handles);
+    clk_table_clear(&left_field);
+    memset(&counts, 0, sizeof counts);
+}
+
+__attribute__((visibility("default"))) const char *connleak_frame_function(const void *frame)
+{
+    Dl_info info;
+    /* a return address points after the call: look up the call itself */
+    if (frame && dladdr((const char *)frame - 1, &info) && info.dli_sname)
+        return info.dli_sname;
+    return "?";
+}

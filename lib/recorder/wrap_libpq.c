@@ -1,0 +1,112 @@
+/* wrap_libpq.c — interposed libpq connects and PQfinish. */
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "recorder.h"
+
+static const char *const pq_libs[] = {"libpq.so.5", "libpq.so", NULL};
+
+typedef PGconn *(*connectdb_fn)(const char *);
+typedef PGconn *(*params_fn)(const char *const *, const char *const *, int);
+typedef PGconn *(*setdb_fn)(const char *, const char *, const char *, const char *, const char *, const char *,
+                            const char *);
+typedef void (*finish_fn)(PGconn *);
+typedef char *(*accessor_fn)(const PGconn *);
+typedef ConnStatusType (*status_fn)(const PGconn *);
+
+#define REAL(type, name)                                                              \
+    ({                                                                                \
+        static type cached;                                                           \
+        type f = __atomic_load_n(&cached, __ATOMIC_ACQUIRE);                          \
+        if (!f) {                                                                     \
+            f = (type)clk_real(#name, pq_libs);                                       \
+            __atomic_store_n(&cached, f, __ATOMIC_RELEASE);                           \
+        }                                                                             \
+        f;                                                                            \
+    })
+
+static const char *or_empty(const char *s)
+{
+    return s ? s : "";
+}
+
+/* The target is rebuilt from what libpq settled on, so no password can be in it. */
+static void describe(PGconn *c, char *out, size_t cap)
+{
+    accessor_fn user = REAL(accessor_fn, PQuser), host = REAL(accessor_fn, PQhost), port = REAL(accessor_fn, PQport),
+                db = REAL(accessor_fn, PQdb);
+    const char *h = host ? or_empty(host(c)) : "";
+    const char *u = user ? or_empty(user(c)) : "", *p = port ? or_empty(port(c)) : "", *d = db ? or_empty(db(c)) : "";
+    if (h[0] == '/')
+        snprintf(out, cap, "postgresql://%s@:%s/%s?host=%s", u, p, d, h);
+    else
+        snprintf(out, cap, "postgresql://%s@%s:%s/%s", u, h, p, d);
+}
+
+/* `synchronous`: the connect call has finished, so CONNECTION_BAD means it failed. */
+static PGconn *after_connect(PGconn *c, int synchronous, const uint64_t *ips, int n)
+{
+    if (!c)
+        return c; /* out of memory: nothing to finish */
+    status_fn status = REAL(status_fn, PQstatus);
+    int failed = synchronous && status && status(c) == CONNECTION_BAD;
+    char target[1024];
+    describe(c, target, sizeof target);
+    clk_track_open(CONNLEAK_RAW_POSTGRES, (uint64_t)(uintptr_t)c, target, failed, failed ? -1 : 0, ips, n);
+    return c;
+}
+
+/* libpq's synchronous connects call the Start variants through the PLT: the
+ * re-entry guard makes the inner call pass straight through, so one connect. */
+#define WRAP_CONNECT(type, name, synchronous, args, call_args)                                   \
+    __attribute__((visibility("default"))) PGconn *name args                                     \
+    {                                                                                            \
+        type real = REAL(type, name);                                                            \
+        if (!real)                                                                               \
+            return NULL;                                                                         \
+        if (clk_in_wrapper)                                                                      \
+            return real call_args;                                                               \
+        clk_in_wrapper++;                                                                        \
+        clk_ensure_init();                                                                       \
+        uint64_t ips[CLK_MAX_DEPTH];                                                             \
+        int n = clk_stack_capture(ips, clk_opts.stack_depth);                                    \
+        PGconn *c = after_connect(real call_args, synchronous, ips, n);                          \
+        clk_in_wrapper--;                                                                        \
+        return c;                                                                                \
+    }
+
+WRAP_CONNECT(connectdb_fn, PQconnectdb, 1, (const char *conninfo), (conninfo))
+WRAP_CONNECT(connectdb_fn, PQconnectStart, 0, (const char *conninfo), (conninfo))
+WRAP_CONNECT(params_fn, PQconnectdbParams, 1,
+             (const char *const *keywords, const char *const *values, int expand_dbname),
+             (keywords, values, expand_dbname))
+WRAP_CONNECT(params_fn, PQconnectStartParams, 0,
+             (const char *const *keywords, const char *const *values, int expand_dbname),
+             (keywords, values, expand_dbname))
+WRAP_CONNECT(setdb_fn, PQsetdbLogin, 1,
+             (const char *pghost, const char *pgport, const char *pgoptions, const char *pgtty, const char *dbName,
+              const char *login, const char *pwd),
+             (pghost, pgport, pgoptions, pgtty, dbName, login, pwd))
+
+__attribute__((visibility("default"))) void PQfinish(PGconn *conn)
+{
+    finish_fn real = REAL(finish_fn, PQfinish);
+    if (!real)
+        return;
+    if (!conn || clk_in_wrapper) {
+        real(conn);
+        return;
+    }
+    clk_in_wrapper++;
+    clk_ensure_init();
+    uint64_t ips[CLK_MAX_DEPTH];
+    int n = clk_stack_capture(ips, clk_opts.stack_depth);
+    struct clk_pending p;
+    /* a second PQfinish would free freed memory: recorded, not passed on */
+    if (clk_track_close_begin(CONNLEAK_RAW_POSTGRES, (uint64_t)(uintptr_t)conn, ips, n, &p) == CLK_CLOSE_PASS) {
+        real(conn);
+        clk_track_close_done(&p, 1, 0);
+    }
+    clk_in_wrapper--;
+}

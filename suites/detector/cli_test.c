@@ -1,0 +1,504 @@
+/* cli_test.c — the connleak command: usage, bad input, exit statuses, report, preload-path, direct preloading, CONNLEAK_OPTIONS, report shape, the sqlite3 shell. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "clk_assert.h"
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define TIMEOUT .timeout = 120
+
+#ifndef CLK_PROJECT_VERSION
+#error "CLK_PROJECT_VERSION must come from meson"
+#endif
+
+static int icontains(const char *hay, const char *needle)
+{
+    if (!hay)
+        return 0;
+    size_t n = strlen(needle);
+    for (; *hay; hay++)
+        if (!strncasecmp(hay, needle, n))
+            return 1;
+    return 0;
+}
+
+static void cli(clk_test_proc *p, const char *const *argv)
+{
+    clk_test_exec(argv, ARGS("LD_PRELOAD", "CONNLEAK_OPTIONS"), NULL, 0, p);
+}
+
+/* Bad input: a non-zero status that is neither the findings status nor a
+ * signal, and one clear line on stderr. */
+#define assert_bad_input(p, what)                                                                        \
+    do {                                                                                                 \
+        cr_assert((p)->status > 0 && (p)->status < 128 && (p)->status != 23,                             \
+                  "%s: status %d should be non-zero, below 128 and not 23\n--- stderr:\n%s", (what),     \
+                  (p)->status, clk_test_excerpt((p)->err));                                              \
+        cr_assert_eq(clk_test_count_lines((p)->err), 1, "%s: want one line on stderr, got:\n%s", (what), \
+                     clk_test_excerpt((p)->err));                                                        \
+    } while (0)
+
+/* ---- usage ---- */
+
+Test(cli, help, TIMEOUT)
+{
+    clk_test_proc p;
+    cli(&p, ARGS(clk_test_cli(), "--help"));
+    cr_assert_eq(p.status, 0, "--help exit %d: %s", p.status, p.err);
+    cr_assert(clk_test_contains(p.out, "run") && clk_test_contains(p.out, "report") &&
+                  clk_test_contains(p.out, "preload-path"),
+              "--help should list the commands on stdout:\n%s", p.out);
+    clk_test_proc_free(&p);
+}
+
+Test(cli, version, TIMEOUT)
+{
+    clk_test_proc p;
+    cli(&p, ARGS(clk_test_cli(), "--version"));
+    cr_assert_eq(p.status, 0, "--version exit %d: %s", p.status, p.err);
+    cr_assert(clk_test_contains(p.out, CLK_PROJECT_VERSION), "--version should print %s: %s", CLK_PROJECT_VERSION,
+              p.out);
+    clk_test_proc_free(&p);
+}
+
+Test(cli, no_arguments_prints_usage_and_fails, TIMEOUT)
+{
+    clk_test_proc p;
+    cli(&p, ARGS(clk_test_cli()));
+    cr_assert(p.status > 0 && p.status < 128 && p.status != 23, "status %d", p.status);
+    cr_assert(icontains(p.out, "usage") || icontains(p.err, "usage"), "no usage printed:\n%s\n%s", p.out, p.err);
+    clk_test_proc_free(&p);
+}
+
+Test(cli, unknown_command, TIMEOUT)
+{
+    clk_test_proc p;
+    cli(&p, ARGS(clk_test_cli(), "frobnicate"));
+    assert_bad_input(&p, "unknown command");
+    cr_assert(clk_test_contains(p.err, "frobnicate"), "should name the command: %s", p.err);
+    clk_test_proc_free(&p);
+}
+
+Test(cli, run_without_double_dash, TIMEOUT)
+{
+    clk_test_proc p;
+    cli(&p, ARGS(clk_test_cli(), "run", clk_test_fixture("fx_sqlite"), "clean", ":memory:"));
+    assert_bad_input(&p, "run without --");
+    cr_assert(!clk_test_contains(p.out, "clean done"), "the command must not run: %s", p.out);
+    clk_test_proc_free(&p);
+}
+
+Test(cli, run_unknown_option, TIMEOUT)
+{
+    clk_test_proc p;
+    cli(&p, ARGS(clk_test_cli(), "run", "--bogus-option", "--", clk_test_fixture("fx_sqlite"), "clean", ":memory:"));
+    assert_bad_input(&p, "unknown option");
+    cr_assert(clk_test_contains(p.err, "--bogus-option"), "should name the option: %s", p.err);
+    cr_assert(!clk_test_contains(p.out, "clean done"), "the command must not run: %s", p.out);
+    clk_test_proc_free(&p);
+}
+
+Test(cli, run_bad_exitcode_value, TIMEOUT)
+{
+    clk_test_proc p;
+    cli(&p, ARGS(clk_test_cli(), "run", "--exitcode", "banana", "--", clk_test_fixture("fx_sqlite"), "clean",
+                 ":memory:"));
+    assert_bad_input(&p, "--exitcode banana");
+    clk_test_proc_free(&p);
+}
+
+/* ---- exit statuses of run ---- */
+
+Test(cli, command_not_found_is_127, TIMEOUT)
+{
+    clk_test_run r;
+    clk_test_connleak(NULL, ARGS("/nonexistent/connleak-no-such-program"), NULL, &r);
+    clk_assert_status(&r, 127);
+    cr_assert(clk_test_contains(r.proc.err, "connleak-no-such-program"), "should name the command: %s", r.proc.err);
+    clk_test_run_free(&r);
+    clk_test_connleak(NULL, ARGS("connleak-no-such-program-in-path"), NULL, &r);
+    clk_assert_status(&r, 127);
+    clk_test_run_free(&r);
+}
+
+Test(cli, command_status_wins_over_leaks, TIMEOUT)
+{
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_sqlite", ARGS("leak-exit", ":memory:", "7"), &r);
+    clk_assert_status(&r, 7);
+    clk_assert_report(&r);
+    clk_assert_summary(&r, "leaks", 1); /* still reported */
+    clk_test_run_free(&r);
+}
+
+Test(cli, command_killed_by_signal_is_128_plus_signal, TIMEOUT)
+{
+    clk_test_run r;
+    clk_test_connleak(NULL, ARGS("sh", "-c", "kill -TERM $$"), NULL, &r);
+    clk_assert_status(&r, 128 + 15);
+    clk_test_run_free(&r);
+}
+
+Test(cli, clean_command_failing_keeps_its_status, TIMEOUT)
+{
+    clk_test_run r;
+    clk_test_connleak(NULL, ARGS("sh", "-c", "exit 5"), NULL, &r);
+    clk_assert_status(&r, 5);
+    clk_assert_report(&r);
+    clk_assert_summary(&r, "leaks", 0);
+    clk_test_run_free(&r);
+}
+
+Test(cli, exitcode_option, TIMEOUT)
+{
+    clk_test_run r;
+    clk_test_connleak_fixture(ARGS("--exitcode", "42"), "fx_sqlite", ARGS("leak-open", ":memory:"), &r);
+    clk_assert_status(&r, 42);
+    clk_assert_report(&r);
+    clk_assert_summary(&r, "leaks", 1);
+    clk_test_run_free(&r);
+    clk_test_connleak_fixture(ARGS("--exitcode", "42"), "fx_sqlite", ARGS("clean", ":memory:"), &r);
+    clk_assert_status(&r, 0);
+    clk_test_run_free(&r);
+}
+
+Test(cli, json_written_to_an_unwritable_place_fails_clearly, TIMEOUT)
+{
+    clk_test_proc p;
+    cli(&p, ARGS(clk_test_cli(), "run", "--json", "/nonexistent-connleak-dir/report.json", "--",
+                 clk_test_fixture("fx_sqlite"), "clean", ":memory:"));
+    cr_assert(p.status > 0 && p.status < 128 && p.status != 23, "status %d\n%s", p.status, clk_test_excerpt(p.err));
+    cr_assert(clk_test_contains(p.err, "/nonexistent-connleak-dir"), "should name the path: %s", p.err);
+    clk_test_proc_free(&p);
+}
+
+/* ---- the reports ---- */
+
+Test(cli, text_report_on_stderr, TIMEOUT)
+{
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_sqlite", ARGS("leak-open", ":memory:"), &r);
+    clk_assert_status(&r, 23);
+    cr_assert(clk_test_contains(r.proc.err, "#0 leak_with_open"), "want a frame line \"#0 leak_with_open ...\":\n%s",
+              r.proc.err);
+    cr_assert(clk_test_contains(r.proc.err, "fx_sqlite.c:"), "want file:line:\n%s", r.proc.err);
+    cr_assert(clk_test_contains(r.proc.err, ":memory:"), "want the target:\n%s", r.proc.err);
+    cr_assert(icontains(r.proc.err, "sqlite"), "want the backend:\n%s", r.proc.err);
+    cr_assert(!clk_test_contains(r.proc.out, "leak_with_open"), "the report belongs on stderr, not stdout:\n%s",
+              r.proc.out);
+    clk_test_run_free(&r);
+}
+
+Test(cli, format_json_on_stderr, TIMEOUT)
+{
+    clk_test_run r;
+    clk_test_connleak_fixture(ARGS("--format", "json"), "fx_sqlite", ARGS("leak-open", ":memory:"), &r);
+    clk_assert_status(&r, 23);
+    json_error_t e;
+    json_t *j = json_loads(r.proc.err, 0, &e);
+    cr_assert_not_null(j, "stderr is not JSON (%s):\n%s", e.text, clk_test_excerpt(r.proc.err));
+    cr_assert_eq(clk_test_int(j, "version"), 1);
+    cr_assert_eq(clk_test_summary(j, "leaks"), 1);
+    json_decref(j);
+    clk_test_run_free(&r);
+}
+
+Test(cli, report_shape, TIMEOUT)
+{
+    clk_test_run r;
+    char *fx = clk_test_fixture("fx_sqlite");
+    clk_test_connleak_fixture(NULL, "fx_sqlite", ARGS("leak-open", ":memory:"), &r);
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    json_t *cmd = json_object_get(r.report, "command");
+    cr_assert(json_is_array(cmd) && json_array_size(cmd) == 3, "command" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert_str_eq(json_string_value(json_array_get(cmd, 0)), fx);
+    cr_assert_str_eq(json_string_value(json_array_get(cmd, 1)), "leak-open");
+    cr_assert_str_eq(json_string_value(json_array_get(cmd, 2)), ":memory:");
+    static const char *const keys[] = {"processes", "connects", "closes", "leaks",
+                                       "double_closes", "unknown_closes", "suppressed"};
+    for (size_t i = 0; i < 7; i++)
+        cr_assert_geq(clk_test_summary(r.report, keys[i]), 0, "summary.%s missing" CLK_CTX_FMT, keys[i], CLK_CTX(&r));
+    clk_assert_summary(&r, "suppressed", 0);
+    cr_assert(json_is_array(json_object_get(r.report, "leaks")), "leaks" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert(json_is_array(json_object_get(r.report, "left_field_closes")), "left_field_closes" CLK_CTX_FMT,
+              CLK_CTX(&r));
+    json_t *leak = json_array_get(json_object_get(r.report, "leaks"), 0);
+    cr_assert(json_is_array(json_object_get(leak, "pids")), "pids" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
+
+Test(cli, stack_depth_option, TIMEOUT)
+{
+    clk_test_run r;
+    clk_test_connleak(NULL, ARGS(clk_test_fixture("fx_sqlite"), "leak-open", ":memory:"),
+                      ARGS("CONNLEAK_OPTIONS=stack_depth=1"), &r);
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    json_t *leak = clk_test_find_leak(r.report, "sqlite", NULL, NULL);
+    cr_assert_not_null(leak, "no leak" CLK_CTX_FMT, CLK_CTX(&r));
+    json_t *frames = json_object_get(leak, "opened_at");
+    cr_assert_eq(json_array_size(frames), 1, "stack_depth=1 keeps one frame" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert_str_eq(clk_test_first_function(frames), "leak_with_open", "the kept frame is the caller" CLK_CTX_FMT,
+                     CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
+
+Test(cli, fingerprint_is_stable_across_runs, TIMEOUT)
+{
+    clk_test_run a, b;
+    clk_test_connleak_fixture(NULL, "fx_sqlite", ARGS("leak-open", ":memory:"), &a);
+    clk_test_connleak_fixture(NULL, "fx_sqlite", ARGS("leak-open", ":memory:"), &b);
+    clk_assert_report(&a);
+    clk_assert_report(&b);
+    json_t *la = clk_test_find_leak(a.report, "sqlite", NULL, "leak_with_open");
+    json_t *lb = clk_test_find_leak(b.report, "sqlite", NULL, "leak_with_open");
+    cr_assert(la && lb, "leak missing" CLK_CTX_FMT, CLK_CTX(&a));
+    const char *fa = clk_test_str(la, "fingerprint"), *fb = clk_test_str(lb, "fingerprint");
+    cr_assert(strlen(fa) >= 8, "fingerprint too short: \"%s\"", fa);
+    cr_assert_str_eq(fa, fb, "fingerprints differ between two runs of the same code");
+    /* A different opener has a different fingerprint. */
+    clk_test_run c;
+    clk_test_connleak_fixture(NULL, "fx_sqlite", ARGS("leak-open-v2", ":memory:"), &c);
+    json_t *lc = clk_test_find_leak(c.report, "sqlite", NULL, "leak_with_open_v2");
+    cr_assert_not_null(lc, "leak missing" CLK_CTX_FMT, CLK_CTX(&c));
+    cr_assert_str_neq(clk_test_str(lc, "fingerprint"), fa, "different stacks share a fingerprint");
+    clk_test_run_free(&a);
+    clk_test_run_free(&b);
+    clk_test_run_free(&c);
+}
+
+/* ---- connleak report ---- */
+
+Test(cli, report_of_a_leaking_run, TIMEOUT)
+{
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_sqlite", ARGS("leak-open", ":memory:"), &r);
+    clk_assert_report(&r);
+    clk_test_proc p;
+    cli(&p, ARGS(clk_test_cli(), "report", r.json_path));
+    cr_assert_eq(p.status, 23, "report exit %d: %s", p.status, clk_test_excerpt(p.err));
+    cr_assert(clk_test_contains(p.err, "leak_with_open"), "report text should name the opener:\n%s", p.err);
+    clk_test_proc_free(&p);
+    cli(&p, ARGS(clk_test_cli(), "report", "--exitcode", "9", r.json_path));
+    cr_assert_eq(p.status, 9, "report --exitcode 9 exit %d: %s", p.status, clk_test_excerpt(p.err));
+    clk_test_proc_free(&p);
+    /* Re-rendered as JSON, the report says the same. */
+    char *again = clk_test_path(r.dir, "again.json");
+    cli(&p, ARGS(clk_test_cli(), "report", "--json", again, r.json_path));
+    cr_assert_eq(p.status, 23, "report --json exit %d: %s", p.status, clk_test_excerpt(p.err));
+    char *text = clk_test_read_file(again, NULL);
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    cr_assert_not_null(j, "report --json wrote no JSON");
+    cr_assert_eq(clk_test_summary(j, "leaks"), 1);
+    cr_assert_eq(clk_test_leak_count(j, "sqlite", ":memory:", "leak_with_open"), 1, "%s", text);
+    json_decref(j);
+    clk_test_proc_free(&p);
+    clk_test_run_free(&r);
+}
+
+Test(cli, report_of_a_clean_run_is_0, TIMEOUT)
+{
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_sqlite", ARGS("clean", ":memory:"), &r);
+    clk_assert_report(&r);
+    clk_test_proc p;
+    cli(&p, ARGS(clk_test_cli(), "report", r.json_path));
+    cr_assert_eq(p.status, 0, "report exit %d: %s", p.status, clk_test_excerpt(p.err));
+    clk_test_proc_free(&p);
+    clk_test_run_free(&r);
+}
+
+Test(cli, report_merges_shards, TIMEOUT)
+{
+    /* Three CI shards: two runs with the same leak, one with a double close. */
+    clk_test_run a, b, c;
+    clk_test_connleak_fixture(NULL, "fx_sqlite", ARGS("leak-open", ":memory:"), &a);
+    clk_test_connleak_fixture(NULL, "fx_sqlite", ARGS("leak-open", ":memory:"), &b);
+    clk_test_connleak_fixture(NULL, "fx_sqlite", ARGS("double-close", ":memory:"), &c);
+    clk_assert_report(&a);
+    clk_assert_report(&b);
+    clk_assert_report(&c);
+    char *merged = clk_test_path(a.dir, "merged.json");
+    clk_test_proc p;
+    cli(&p, ARGS(clk_test_cli(), "report", "--json", merged, a.json_path, b.json_path, c.json_path));
+    cr_assert_eq(p.status, 23, "report exit %d: %s", p.status, clk_test_excerpt(p.err));
+    char *text = clk_test_read_file(merged, NULL);
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    cr_assert_not_null(j, "no merged JSON: %s", clk_test_excerpt(p.err));
+    cr_assert_eq(clk_test_summary(j, "leaks"), 2, "two shards with one leak each: %s", clk_test_excerpt(text));
+    json_t *leak = clk_test_find_leak(j, "sqlite", ":memory:", "leak_with_open");
+    cr_assert_not_null(leak, "%s", clk_test_excerpt(text));
+    cr_assert_eq(clk_test_int(leak, "count"), 2, "the same leak from two shards is one entry: %s",
+                 clk_test_excerpt(text));
+    cr_assert_eq(clk_test_summary(j, "double_closes"), 1, "%s", clk_test_excerpt(text));
+    cr_assert_eq(clk_test_summary(j, "connects"),
+                 clk_test_summary(a.report, "connects") + clk_test_summary(b.report, "connects") +
+                     clk_test_summary(c.report, "connects"),
+                 "%s", clk_test_excerpt(text));
+    cr_assert_not_null(clk_test_find_left_field(j, "double_close", "sqlite", "close_second_time"), "%s",
+                       clk_test_excerpt(text));
+    json_decref(j);
+    clk_test_proc_free(&p);
+    clk_test_run_free(&a);
+    clk_test_run_free(&b);
+    clk_test_run_free(&c);
+}
+
+Test(cli, report_bad_input, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char *garbage = clk_test_path(dir, "garbage.json");
+    char *truncated = clk_test_path(dir, "truncated.json");
+    char *binary = clk_test_path(dir, "junk.raw");
+    clk_test_write_file(garbage, "this is not a report\n", 21);
+    clk_test_write_file(truncated, "{\"version\": 1, \"summary\": {\"leaks\": ", 37);
+    clk_test_write_file(binary, "CLKRAW1\n\xff\xff\xff\xff\x01\x02", 14);
+    const char *const inputs[] = {garbage, truncated, binary, "/nonexistent-connleak-dir/report.json", dir};
+    for (size_t i = 0; i < 5; i++) {
+        clk_test_proc p;
+        cli(&p, ARGS(clk_test_cli(), "report", inputs[i]));
+        assert_bad_input(&p, inputs[i]);
+        clk_test_proc_free(&p);
+    }
+    clk_test_rmtree(dir);
+}
+
+/* ---- preload-path and direct preloading ---- */
+
+Test(cli, preload_path_prints_one_existing_path, TIMEOUT)
+{
+    clk_test_proc p;
+    cli(&p, ARGS(clk_test_cli(), "preload-path"));
+    cr_assert_eq(p.status, 0, "exit %d: %s", p.status, p.err);
+    cr_assert_eq(clk_test_count_lines(p.out), 1, "want exactly one line: \"%s\"", p.out);
+    char *path = strdup(p.out);
+    path[strcspn(path, "\n")] = '\0';
+    cr_assert_eq(path[0], '/', "not absolute: %s", path);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "%s does not exist", path);
+    cr_assert(S_ISREG(st.st_mode), "%s is not a file", path);
+    const char *base = strrchr(path, '/') + 1;
+    cr_assert_str_eq(base, "libconnleak-preload.so");
+    clk_test_proc_free(&p);
+}
+
+static char *ld_preload(void)
+{
+    char *s = malloc(strlen(clk_test_preload()) + 16);
+    sprintf(s, "LD_PRELOAD=%s", clk_test_preload());
+    return s;
+}
+
+Test(cli, direct_preload_reports_and_keeps_the_status, TIMEOUT)
+{
+    clk_test_proc p;
+    clk_test_exec(ARGS(clk_test_fixture("fx_sqlite"), "leak-exit", ":memory:", "0"),
+                  ARGS(ld_preload(), "CONNLEAK_RUN_DIR", "CONNLEAK_OPTIONS"), NULL, 0, &p);
+    cr_assert_eq(p.status, 0, "the program's status must not change (got %d): %s", p.status,
+                 clk_test_excerpt(p.err));
+    long long pid = clk_test_stdout_int(p.out, "pid=");
+    cr_assert_gt(pid, 0, "stdout: %s", p.out);
+    char want[64];
+    snprintf(want, sizeof want, "pid=%lld\n", pid);
+    cr_assert_str_eq(p.out, want, "nothing but the program's own output on stdout");
+    cr_assert(icontains(p.err, "leak"), "stderr should report the leak:\n%s", p.err);
+    cr_assert(clk_test_contains(p.err, ":memory:"), "stderr should name the target:\n%s", p.err);
+    clk_test_proc_free(&p);
+
+    clk_test_exec(ARGS(clk_test_fixture("fx_sqlite"), "leak-exit", ":memory:", "7"),
+                  ARGS(ld_preload(), "CONNLEAK_RUN_DIR", "CONNLEAK_OPTIONS"), NULL, 0, &p);
+    cr_assert_eq(p.status, 7, "the program's status must not change (got %d)", p.status);
+    clk_test_proc_free(&p);
+}
+
+Test(cli, direct_preload_clean_program, TIMEOUT)
+{
+    clk_test_proc p;
+    /* The same environment does report a leak: the detector is active. */
+    clk_test_exec(ARGS(clk_test_fixture("fx_sqlite"), "leak-open", ":memory:"),
+                  ARGS(ld_preload(), "CONNLEAK_RUN_DIR", "CONNLEAK_OPTIONS"), NULL, 0, &p);
+    cr_assert(clk_test_contains(p.err, ":memory:") && !clk_test_contains(p.err, "cannot be preloaded"),
+              "the preloaded detector did not report a leak:\n%s", p.err);
+    clk_test_proc_free(&p);
+
+    clk_test_exec(ARGS(clk_test_fixture("fx_sqlite"), "clean", ":memory:"),
+                  ARGS(ld_preload(), "CONNLEAK_RUN_DIR", "CONNLEAK_OPTIONS"), NULL, 0, &p);
+    cr_assert_eq(p.status, 0, "status %d: %s", p.status, clk_test_excerpt(p.err));
+    cr_assert_str_eq(p.out, "clean done\n", "nothing but the program's own output on stdout");
+    cr_assert(!clk_test_contains(p.err, ":memory:"), "a clean program should get no finding:\n%s", p.err);
+    clk_test_proc_free(&p);
+}
+
+Test(cli, direct_preload_exitcode_option, TIMEOUT)
+{
+    clk_test_proc p;
+    clk_test_exec(ARGS(clk_test_fixture("fx_sqlite"), "leak-open", ":memory:"),
+                  ARGS(ld_preload(), "CONNLEAK_RUN_DIR", "CONNLEAK_OPTIONS=exitcode=42"), NULL, 0, &p);
+    cr_assert_eq(p.status, 42, "exitcode=42 with a leak: got %d: %s", p.status, clk_test_excerpt(p.err));
+    clk_test_proc_free(&p);
+    clk_test_exec(ARGS(clk_test_fixture("fx_sqlite"), "clean", ":memory:"),
+                  ARGS(ld_preload(), "CONNLEAK_RUN_DIR", "CONNLEAK_OPTIONS=exitcode=42"), NULL, 0, &p);
+    cr_assert_eq(p.status, 0, "exitcode=42 without a leak: got %d: %s", p.status, clk_test_excerpt(p.err));
+    clk_test_proc_free(&p);
+}
+
+static void check_bad_option(const char *options, const char *named)
+{
+    char env[256];
+    snprintf(env, sizeof env, "CONNLEAK_OPTIONS=%s", options);
+    clk_test_proc p;
+    clk_test_exec(ARGS(clk_test_fixture("fx_sqlite"), "clean", ":memory:"),
+                  ARGS(ld_preload(), "CONNLEAK_RUN_DIR", env), NULL, 0, &p);
+    cr_assert(p.exited && p.status < 128, "%s: the program crashed (status %d):\n%s", options, p.status,
+              clk_test_excerpt(p.err));
+    int lines = 0;
+    for (const char *l = p.err; l && *l;) {
+        size_t n = strcspn(l, "\n");
+        char *line = strndup(l, n);
+        if (strstr(line, named))
+            lines++;
+        free(line);
+        l += n;
+        if (*l)
+            l++;
+    }
+    cr_assert_eq(lines, 1, "%s: want one line naming %s on stderr, got:\n%s", options, named, p.err);
+    clk_test_proc_free(&p);
+}
+
+Test(cli, connleak_options_unknown_key, TIMEOUT)
+{
+    check_bad_option("no_such_key=1", "no_such_key");
+}
+
+Test(cli, connleak_options_bad_value, TIMEOUT)
+{
+    check_bad_option("stack_depth=banana", "stack_depth");
+}
+
+/* ---- a real client nobody here wrote: the sqlite3 shell ---- */
+
+Test(cli, sqlite3_shell_session_is_clean, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char *db = clk_test_path(dir, "shell.sqlite");
+    clk_test_run r;
+    clk_test_connleak(NULL,
+                      ARGS("sqlite3", db, "create table t(x); insert into t values (41); select x + 1 from t;"),
+                      NULL, &r);
+    clk_assert_status(&r, 0);
+    clk_assert_report(&r);
+    cr_assert(clk_test_contains(r.proc.out, "42"), "sqlite3 output: %s\n%s", r.proc.out, r.proc.err);
+    long long connects = clk_test_summary(r.report, "connects");
+    cr_assert_geq(connects, 1, "the shell's connection was not seen" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_assert_summary(&r, "closes", connects);
+    clk_assert_summary(&r, "leaks", 0);
+    clk_assert_summary(&r, "double_closes", 0);
+    clk_assert_summary(&r, "unknown_closes", 0);
+    clk_test_run_free(&r);
+    clk_test_rmtree(dir);
+}

@@ -1,0 +1,119 @@
+/* process_test.c — the detector across processes: fork (inherited connections), exec, system(), and ends without exit handlers. */
+#include <string.h>
+
+#include "clk_assert.h"
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define TIMEOUT .timeout = 120
+
+/* ---- fork ---- */
+
+Test(process, fork_child_leak_is_the_childs_inherited_is_not, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_process", ARGS("fork-child-leak", clk_test_path(dir, "shared.db")), &r);
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    long long child = clk_test_stdout_int(r.proc.out, "child=");
+    long long parent = clk_test_stdout_int(r.proc.out, "parent=");
+    cr_assert(child > 0 && parent > 0, "fixture output: %s", r.proc.out);
+    cr_assert(clk_test_contains(r.proc.out, "child status=exit 0"), "child failed: %s", r.proc.out);
+    clk_assert_summary(&r, "processes", 2);
+    clk_assert_summary(&r, "connects", 2);  /* the parent's and the child's own; inheriting is no connect */
+    clk_assert_summary(&r, "closes", 1);
+    clk_assert_summary(&r, "leaks", 1);
+    json_t *leak = clk_test_find_leak(r.report, "sqlite", "shared.db", "child_open_forgotten");
+    cr_assert_not_null(leak, "the child's leak is missing" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert(clk_test_pids_contain(leak, child), "leak should be the child's (%lld)" CLK_CTX_FMT, child, CLK_CTX(&r));
+    cr_assert(!clk_test_pids_contain(leak, parent), "leak is not the parent's" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert_null(clk_test_find_leak(r.report, NULL, NULL, "parent_open_inherited"),
+                   "the inherited connection was reported as a leak" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_assert_summary(&r, "double_closes", 0);
+    clk_assert_summary(&r, "unknown_closes", 0);
+    clk_test_run_free(&r);
+    clk_test_rmtree(dir);
+}
+
+/* ---- exec and system() ---- */
+
+Test(process, exec_child_leak, TIMEOUT)
+{
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_process", ARGS("exec-child"), &r);
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    long long child = clk_test_stdout_int(r.proc.out, "child=");
+    cr_assert_gt(child, 0, "fixture output: %s", r.proc.out);
+    cr_assert_geq(clk_test_summary(r.report, "processes"), 2, "processes" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_assert_summary(&r, "leaks", 1);
+    json_t *leak = clk_test_find_leak(r.report, "sqlite", ":memory:", "leak_with_open");
+    cr_assert_not_null(leak, "the exec'd program's leak is missing" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert(clk_test_pids_contain(leak, child), "pid %lld" CLK_CTX_FMT, child, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
+
+Test(process, system_child_leak, TIMEOUT)
+{
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_process", ARGS("system-child"), &r);
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    cr_assert(clk_test_contains(r.proc.out, "system status=0"), "fixture output: %s", r.proc.out);
+    long long grandchild = clk_test_stdout_int(r.proc.out, "pid=");
+    cr_assert_geq(clk_test_summary(r.report, "processes"), 2, "processes" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_assert_summary(&r, "leaks", 1);
+    json_t *leak = clk_test_find_leak(r.report, "sqlite", ":memory:", "leak_with_open");
+    cr_assert_not_null(leak, "the leak of the program system() ran is missing" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert(clk_test_pids_contain(leak, grandchild), "pid %lld" CLK_CTX_FMT, grandchild, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
+
+/* ---- children that end without exit handlers; the parent ends normally ---- */
+
+static void check_child_end(const char *how, const char *status_line)
+{
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_process", ARGS("fork-end", how), &r);
+    cr_assert(clk_test_contains(r.proc.out, status_line), "the child should end with \"%s\": %s", status_line,
+              r.proc.out);
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    long long child = clk_test_stdout_int(r.proc.out, "child=");
+    clk_assert_summary(&r, "processes", 2);
+    clk_assert_summary(&r, "connects", 1);
+    clk_assert_summary(&r, "leaks", 1);
+    json_t *leak = clk_test_find_leak(r.report, "sqlite", NULL, "child_open_then_end");
+    cr_assert_not_null(leak, "the child's open connection is missing" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert(clk_test_pids_contain(leak, child), "pid %lld" CLK_CTX_FMT, child, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
+
+Test(process, child_exit, TIMEOUT) { check_child_end("exit", "child status=exit 0"); }
+Test(process, child__exit, TIMEOUT) { check_child_end("_exit", "child status=exit 0"); }
+Test(process, child_abort, TIMEOUT) { check_child_end("abort", "child status=signal 6"); }
+Test(process, child_sigkill, TIMEOUT) { check_child_end("sigkill", "child status=signal 9"); }
+Test(process, child_segv, TIMEOUT) { check_child_end("segv", "child status=signal 11"); }
+
+/* ---- the command itself ends without exit handlers: its status, its leak ---- */
+
+static void check_self_end(const char *how, int want_status)
+{
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_process", ARGS("end", how), &r);
+    clk_assert_status(&r, want_status);
+    clk_assert_report(&r);
+    long long pid = clk_test_stdout_int(r.proc.out, "pid=");
+    clk_assert_summary(&r, "processes", 1);
+    clk_assert_summary(&r, "connects", 1);
+    clk_assert_summary(&r, "leaks", 1);
+    json_t *leak = clk_test_find_leak(r.report, "sqlite", ":memory:", "open_then_end");
+    cr_assert_not_null(leak, "the open connection is missing" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert(clk_test_pids_contain(leak, pid), "pid %lld" CLK_CTX_FMT, pid, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
+
+Test(process, self__exit, TIMEOUT) { check_self_end("_exit", 23); }
+Test(process, self_abort, TIMEOUT) { check_self_end("abort", 128 + 6); }
+Test(process, self_sigkill, TIMEOUT) { check_self_end("sigkill", 128 + 9); }
+Test(process, self_segv, TIMEOUT) { check_self_end("segv", 128 + 11); }
