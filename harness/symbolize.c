@@ -2,6 +2,8 @@
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -84,6 +86,13 @@ static struct resolved lookup(const char *path, uint64_t offset)
         int lineno = 0;
         const char *file = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
         if (file) {
+            char joined[8192], real[PATH_MAX];
+            const char *comp = dwfl_line_comp_dir(line);
+            /* names relative to the compiler's directory (meson's "../src/x.c") are made absolute */
+            if (file[0] != '/' && comp && comp[0]) {
+                snprintf(joined, sizeof joined, "%s/%s", comp, file);
+                file = realpath(joined, real) ? real : joined;
+            }
             out.file = clk_intern(file);
             out.line = lineno;
         }
