@@ -251,14 +251,48 @@ static uint32_t intern(uint8_t type, const void *data, size_t len)
     return 0;
 }
 
+/* A loop opening and closing connections repeats a few stacks and targets:
+ * a few entries per thread remember the last ones, so the common case takes
+ * no lock. */
+#define LAST_N 4
+struct last {
+    uint32_t id, len;
+    _Alignas(8) char data[256];
+};
+struct last_set {
+    struct last e[LAST_N];
+    unsigned next;
+};
+static __thread struct last_set last_stacks __attribute__((tls_model("initial-exec")));
+static __thread struct last_set last_strings __attribute__((tls_model("initial-exec")));
+
+static uint32_t intern_cached(struct last_set *c, uint8_t type, const void *data, size_t len)
+{
+    for (int i = 0; i < LAST_N; i++) {
+        struct last *e = &c->e[i];
+        if (e->id && e->len == len && memcmp(e->data, data, len) == 0) {
+            ensure_blob(index_get(e->id)); /* after a fork, the child's journal needs it too */
+            return e->id;
+        }
+    }
+    uint32_t id = intern(type, data, len);
+    if (id && len <= sizeof c->e[0].data) {
+        struct last *e = &c->e[c->next++ % LAST_N];
+        memcpy(e->data, data, len);
+        e->len = (uint32_t)len;
+        e->id = id;
+    }
+    return id;
+}
+
 uint32_t clk_intern_stack(const uint64_t *ips, int n)
 {
-    return n > 0 ? intern(CONNLEAK_REC_STACK, ips, (size_t)n * sizeof *ips) : 0;
+    return n > 0 ? intern_cached(&last_stacks, CONNLEAK_REC_STACK, ips, (size_t)n * sizeof *ips) : 0;
 }
 
 uint32_t clk_intern_string(const char *s, size_t len)
 {
-    return s ? intern(CONNLEAK_REC_STRING, s, len) : 0;
+    return s ? intern_cached(&last_strings, CONNLEAK_REC_STRING, s, len) : 0;
 }
 
 void clk_intern_ensure(uint32_t id)

@@ -15,10 +15,18 @@ static void *map_zeroed(size_t n)
 
 uint64_t clk_hash_bytes(const void *p, size_t n)
 {
-    /* FNV-1a, then a final mix so low bits spread over shards and slots. */
+    /* word at a time (stacks are words), FNV-1a for the tail, then a final mix
+     * so the low bits spread over shards and slots */
     const unsigned char *b = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
+    uint64_t h = 1469598103934665603ull ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        h = (h ^ w) * 0x100000001b3ull;
+        h ^= h >> 29;
+    }
+    for (; i < n; i++) {
         h ^= b[i];
         h *= 1099511628211ull;
     }

@@ -78,10 +78,14 @@ static void write_event(uint64_t slot, uint8_t type, uint8_t backend, uint16_t f
     if (!slot)
         return;
     /* blobs an event names must be in this journal (after a fork they may not be yet) */
-    clk_intern_ensure(open_stack);
-    clk_intern_ensure(first_close);
-    clk_intern_ensure(target);
-    clk_intern_ensure(test);
+    if (open_stack)
+        clk_intern_ensure(open_stack);
+    if (first_close)
+        clk_intern_ensure(first_close);
+    if (target)
+        clk_intern_ensure(target);
+    if (test)
+        clk_intern_ensure(test);
     struct connleak_raw_record rec = {0};
     rec.backend = backend;
     rec.flags = flags;
@@ -127,17 +131,37 @@ static void track_open_ns(uint64_t ns, uint8_t backend, uint64_t handle, uint32_
                 flags, handle, stack, target, 0, 0, test, result);
 }
 
+/* The redacted target of the last raw target this thread opened: loops reopen the same one. */
+static __thread struct {
+    uint32_t id, len;
+    char raw[192];
+} last_target __attribute__((tls_model("initial-exec")));
+
+static uint32_t target_id(const char *target)
+{
+    if (!target)
+        return 0;
+    size_t len = strlen(target);
+    if (last_target.id && last_target.len == len && memcmp(last_target.raw, target, len) == 0) {
+        clk_intern_ensure(last_target.id);
+        return last_target.id;
+    }
+    char clean[1024];
+    size_t clen = clk_redact(target, clean, sizeof clean);
+    uint32_t id = clk_intern_string(clean, clen);
+    if (len <= sizeof last_target.raw) {
+        memcpy(last_target.raw, target, len);
+        last_target.len = (uint32_t)len;
+        last_target.id = id;
+    }
+    return id;
+}
+
 void clk_track_open(uint8_t backend, uint64_t handle, const char *target, int failed, int result,
                     const uint64_t *ips, int n)
 {
     uint32_t stack = clk_intern_stack(ips, n);
-    uint32_t tid = 0;
-    if (target) {
-        char clean[1024];
-        size_t len = clk_redact(target, clean, sizeof clean);
-        tid = clk_intern_string(clean, len);
-    }
-    track_open_ns(NS_WRAP, backend, handle, tid, failed ? CONNLEAK_RAWF_FAILED : 0, result, stack);
+    track_open_ns(NS_WRAP, backend, handle, target_id(target), failed ? CONNLEAK_RAWF_FAILED : 0, result, stack);
 }
 
 /* ---- closes ---- */
@@ -304,16 +328,9 @@ __attribute__((visibility("default"))) int connleak_record(connleak_event event,
     uint8_t b = raw_backend(backend);
     struct clk_pending p;
     switch (event) {
-    case CONNLEAK_EVENT_CONNECT: {
-        uint32_t tid = 0;
-        if (target) {
-            char clean[1024];
-            size_t len = clk_redact(target, clean, sizeof clean);
-            tid = clk_intern_string(clean, len);
-        }
-        track_open_ns(NS_POOL, b, h, tid, CONNLEAK_RAWF_POOL, 0, clk_intern_stack(ips, n));
+    case CONNLEAK_EVENT_CONNECT:
+        track_open_ns(NS_POOL, b, h, target_id(target), CONNLEAK_RAWF_POOL, 0, clk_intern_stack(ips, n));
         return 0;
-    }
     case CONNLEAK_EVENT_CHECKOUT:
         track_open_ns(NS_CHECKOUT, b, h, 0, CONNLEAK_RAWF_POOL, 0, clk_intern_stack(ips, n));
         return 0;

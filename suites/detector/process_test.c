@@ -35,6 +35,44 @@ Test(process, fork_child_leak_is_the_childs_inherited_is_not, TIMEOUT)
     clk_test_rmtree(dir);
 }
 
+Test(process, child_closing_inherited_connection_is_no_finding, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_process", ARGS("fork-child-closes-inherited", clk_test_path(dir, "s.db")), &r);
+    clk_assert_status(&r, 0);
+    clk_assert_report(&r);
+    cr_assert(clk_test_contains(r.proc.out, "child status=exit 0"), "child failed: %s", r.proc.out);
+    clk_assert_summary(&r, "processes", 2);
+    clk_assert_summary(&r, "connects", 1);
+    clk_assert_summary(&r, "leaks", 0);
+    clk_assert_summary(&r, "double_closes", 0);
+    clk_assert_summary(&r, "unknown_closes", 0);
+    clk_test_run_free(&r);
+    clk_test_rmtree(dir);
+}
+
+Test(process, child_closing_inherited_does_not_close_the_parents, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_process",
+                              ARGS("fork-child-closes-inherited-parent-leaks", clk_test_path(dir, "s.db")), &r);
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    long long child = clk_test_stdout_int(r.proc.out, "child=");
+    long long parent = clk_test_stdout_int(r.proc.out, "parent=");
+    clk_assert_summary(&r, "leaks", 1);
+    clk_assert_summary(&r, "double_closes", 0);
+    clk_assert_summary(&r, "unknown_closes", 0);
+    json_t *leak = clk_test_find_leak(r.report, "sqlite", "s.db", "parent_open_inherited");
+    cr_assert_not_null(leak, "the parent's connection is still open in the parent" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert(clk_test_pids_contain(leak, parent), "the leak is the parent's (%lld)" CLK_CTX_FMT, parent, CLK_CTX(&r));
+    cr_assert(!clk_test_pids_contain(leak, child), "not the child's" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_test_run_free(&r);
+    clk_test_rmtree(dir);
+}
+
 /* ---- exec and system() ---- */
 
 Test(process, exec_child_leak, TIMEOUT)
