@@ -67,14 +67,15 @@ struct clk_finding {
     size_t npids;
     struct clk_stack opened_at, first_closed_at, closed_at;
     char fingerprint[33];
-    int suppressed;
+    int suppressed; /* matched a suppression: counted, not reported */
+    int baselined;  /* its fingerprint is in the baseline: reported, does not fail the run */
 };
 
 struct clk_report {
     char **command;
     int ncommand;
     struct {
-        uint64_t processes, connects, closes, leaks, double_closes, unknown_closes, suppressed;
+        uint64_t processes, connects, closes, leaks, double_closes, unknown_closes, suppressed, baselined;
     } summary;
     struct clk_finding **findings;
     size_t nfindings, capfindings;
@@ -108,9 +109,37 @@ int clk_load_json(struct clk_report *r, const char *path);
 void clk_symbolize(struct clk_frame *f);
 void clk_symbolize_end(void);
 
-/* renderers */
-void clk_render_text(const struct clk_report *r, FILE *out, int verbose);
-int clk_render_json(const struct clk_report *r, FILE *out);
+/* renderers: one file each; all take the finished report (clk_report_finish) */
+struct clk_render_opts {
+    int verbose;             /* text: also list suppressed findings */
+    const char *source_root; /* absolute; file paths under it are shown relative (SARIF, GitHub, JUnit) */
+};
+typedef int (*clk_renderer)(const struct clk_report *r, FILE *out, const struct clk_render_opts *o);
+int clk_render_text(const struct clk_report *r, FILE *out, const struct clk_render_opts *o);
+int clk_render_json(const struct clk_report *r, FILE *out, const struct clk_render_opts *o);
+int clk_render_junit(const struct clk_report *r, FILE *out, const struct clk_render_opts *o);
+int clk_render_sarif(const struct clk_report *r, FILE *out, const struct clk_render_opts *o);
+int clk_render_github(const struct clk_report *r, FILE *out, const struct clk_render_opts *o);
+/* The renderer for a format name, NULL when unknown. */
+clk_renderer clk_renderer_for(const char *format);
+#define CLK_FORMATS "text, json, junit, sarif, github"
+/* A path relative to o->source_root when under it, else as is. */
+const char *clk_relative_path(const struct clk_render_opts *o, const char *path);
+
+/* suppress.c: LeakSanitizer-style suppressions (leak:, double_close:, unknown_close: with * globs). */
+struct clk_suppressions;
+/* Reads a file; on a malformed line prints "connleak: FILE:LINE: ..." and returns NULL. */
+struct clk_suppressions *clk_suppressions_load(const char *path);
+/* Marks matching findings suppressed (a finding matches when any frame's function,
+ * file or module matches a pattern of its kind). */
+void clk_suppressions_apply(struct clk_report *r, const struct clk_suppressions *s);
+void clk_suppressions_free(struct clk_suppressions *s);
+
+/* baseline.c: known fingerprints that do not fail the run. */
+int clk_baseline_write(const struct clk_report *r, const char *path);
+/* Marks findings whose fingerprint the baseline knows; notes how many were
+ * skipped and which known ones have disappeared. -1 (with a message) when unreadable. */
+int clk_baseline_apply(struct clk_report *r, const char *path);
 
 /* run.c */
 int clk_cmd_run(int argc, char **argv);

@@ -129,7 +129,7 @@ uint64_t clk_report_failing(const struct clk_report *r)
     uint64_t n = 0;
     for (size_t i = 0; i < r->nfindings; i++) {
         const struct clk_finding *f = r->findings[i];
-        if (!f->suppressed && (f->kind == CLK_LEAK || f->kind == CLK_DOUBLE_CLOSE))
+        if (!f->suppressed && !f->baselined && (f->kind == CLK_LEAK || f->kind == CLK_DOUBLE_CLOSE))
             n += f->count;
     }
     return n;
@@ -154,8 +154,11 @@ void clk_report_sort(struct clk_report *r)
 void clk_report_finish(struct clk_report *r)
 {
     r->summary.leaks = r->summary.double_closes = r->summary.unknown_closes = r->summary.suppressed = 0;
+    r->summary.baselined = 0;
     for (size_t i = 0; i < r->nfindings; i++) {
         const struct clk_finding *f = r->findings[i];
+        if (f->baselined && !f->suppressed)
+            r->summary.baselined += f->count;
         if (f->suppressed)
             r->summary.suppressed += f->count;
         else if (f->kind == CLK_LEAK)

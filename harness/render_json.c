@@ -38,6 +38,8 @@ static json_t *finding_json(const struct clk_finding *f)
     json_object_set_new(o, "pids", pids);
     json_object_set_new(o, "count", json_integer((json_int_t)f->count));
     json_object_set_new(o, "fingerprint", json_string(f->fingerprint));
+    if (f->baselined)
+        json_object_set_new(o, "baselined", json_true());
     if (f->kind == CLK_LEAK) {
         json_object_set_new(o, "checkout", json_boolean(f->checkout));
         json_object_set_new(o, "opened_at", stack_json(&f->opened_at));
@@ -49,7 +51,7 @@ static json_t *finding_json(const struct clk_finding *f)
     return o;
 }
 
-int clk_render_json(const struct clk_report *r, FILE *out)
+int clk_render_json(const struct clk_report *r, FILE *out, const struct clk_render_opts *o)
 {
     json_t *root = json_object();
     json_t *cmd = json_array();
@@ -70,12 +72,12 @@ int clk_render_json(const struct clk_report *r, FILE *out)
     json_object_set_new(root, "version", json_integer(1));
     json_object_set_new(root, "command", cmd);
     json_object_set_new(root, "summary",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "processes", (json_int_t)r->summary.processes,
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "processes", (json_int_t)r->summary.processes,
                                   "connects", (json_int_t)r->summary.connects, "closes",
                                   (json_int_t)r->summary.closes, "leaks", (json_int_t)r->summary.leaks,
                                   "double_closes", (json_int_t)r->summary.double_closes, "unknown_closes",
                                   (json_int_t)r->summary.unknown_closes, "suppressed",
-                                  (json_int_t)r->summary.suppressed));
+                                  (json_int_t)r->summary.suppressed, "baselined", (json_int_t)r->summary.baselined));
     json_object_set_new(root, "leaks", leaks);
     json_object_set_new(root, "left_field_closes", closes);
     json_object_set_new(root, "suppressed", suppressed);

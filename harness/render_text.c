@@ -72,8 +72,9 @@ static void finding(FILE *out, const struct clk_finding *f)
     }
 }
 
-void clk_render_text(const struct clk_report *r, FILE *out, int verbose)
+int clk_render_text(const struct clk_report *r, FILE *out, const struct clk_render_opts *o)
 {
+    int verbose = o->verbose;
     uint64_t failing = clk_report_failing(r);
     int any = 0;
     for (size_t i = 0; i < r->nfindings; i++)
@@ -103,4 +104,5 @@ void clk_render_text(const struct clk_report *r, FILE *out, int verbose)
             (unsigned long long)r->summary.suppressed, (unsigned long long)r->summary.connects,
             (unsigned long long)r->summary.closes, (unsigned long long)r->summary.processes,
             r->summary.processes == 1 ? "" : "es");
+    return ferror(out) ? -1 : 0;
 }

@@ -16,12 +16,22 @@
 
 #define STATUS_USAGE 2
 
-struct opts {
-    const char *json;
+#define MAX_OUTPUTS 16
+
+/* One rendering: a format and where it goes (NULL: stderr). */
+struct output {
     const char *format;
+    const char *path;
+};
+
+struct opts {
+    struct output outs[MAX_OUTPUTS];
+    int nouts;
+    int format_pending; /* the last --format has no --output yet */
     int exitcode;
     int verbose, quiet, postgres, stack_depth;
     const char *keep_raw;
+    const char *suppressions, *baseline, *write_baseline;
     char **cmd; /* after "--" */
     int ncmd;
     char **files;
@@ -43,7 +53,6 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 static int parse(const char *verb, int argc, char **argv, struct opts *o, int want_cmd)
 {
     memset(o, 0, sizeof *o);
-    o->format = "text";
     o->exitcode = 23;
     int i;
     for (i = 0; i < argc; i++) {
@@ -60,22 +69,42 @@ static int parse(const char *verb, int argc, char **argv, struct opts *o, int wa
         if (!strcmp(a, "--")) {
             i++;
             break;
-        } else if (!strcmp(a, "--json")) {
+        } else if (!strcmp(a, "--json") || !strcmp(a, "--format") || !strcmp(a, "--output")) {
+            /* --format F [--output FILE] pairs; --json FILE is --format json --output FILE;
+             * an --output without its own --format writes text */
             NEEDS_VALUE();
-            o->json = val;
-        } else if (!strcmp(a, "--format")) {
-            NEEDS_VALUE();
-            if (strcmp(val, "text") && strcmp(val, "json")) {
-                clk_err("%s: unknown format '%s' (text, json)", verb, val);
+            if (!strcmp(a, "--format") && !clk_renderer_for(val)) {
+                clk_err("%s: unknown format '%s' (" CLK_FORMATS ")", verb, val);
                 return -1;
             }
-            o->format = val;
+            if (!strcmp(a, "--output") && o->format_pending) {
+                o->outs[o->nouts - 1].path = val;
+                o->format_pending = 0;
+                continue;
+            }
+            if (o->nouts == MAX_OUTPUTS) {
+                clk_err("%s: at most %d outputs", verb, MAX_OUTPUTS);
+                return -1;
+            }
+            struct output *out = &o->outs[o->nouts++];
+            out->format = !strcmp(a, "--format") ? val : !strcmp(a, "--json") ? "json" : "text";
+            out->path = !strcmp(a, "--format") ? NULL : val;
+            o->format_pending = !strcmp(a, "--format");
         } else if (!strcmp(a, "--exitcode")) {
             NEEDS_VALUE();
             if (parse_int(val, 0, 255, &o->exitcode)) {
                 clk_err("%s: --exitcode wants a number from 0 to 255, not '%s'", verb, val);
                 return -1;
             }
+        } else if (!strcmp(a, "--suppressions")) {
+            NEEDS_VALUE();
+            o->suppressions = val;
+        } else if (!strcmp(a, "--baseline")) {
+            NEEDS_VALUE();
+            o->baseline = val;
+        } else if (!strcmp(a, "--write-baseline")) {
+            NEEDS_VALUE();
+            o->write_baseline = val;
         } else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
             o->verbose = 1;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
@@ -152,23 +181,82 @@ const char *clk_preload_path(void)
 
 /* ---- rendering and the verdict ---- */
 
+static int render_one(const struct clk_report *r, const struct output *out, const struct clk_render_opts *ro)
+{
+    FILE *f = out->path ? fopen(out->path, "w") : stderr;
+    if (!f) {
+        clk_err("cannot write %s: %s", out->path, strerror(errno));
+        return -1;
+    }
+    int rc = clk_renderer_for(out->format)(r, f, ro);
+    if (out->path && fclose(f) != 0)
+        rc = -1;
+    if (rc && out->path)
+        clk_err("cannot write %s: %s", out->path, strerror(errno));
+    return rc;
+}
+
+/* The suppressions file: --suppressions, else CONNLEAK_OPTIONS' suppressions=. */
+static const char *suppressions_path(const struct opts *o)
+{
+    static char from_env[PATH_MAX];
+    if (o->suppressions)
+        return o->suppressions;
+    const char *env = getenv("CONNLEAK_OPTIONS");
+    for (const char *p = env; p && *p;) {
+        size_t len = strcspn(p, ":");
+        if (len > 13 && !strncmp(p, "suppressions=", 13) && len - 13 < sizeof from_env) {
+            memcpy(from_env, p + 13, len - 13);
+            from_env[len - 13] = 0;
+            return from_env;
+        }
+        p += len + (p[len] == ':');
+    }
+    return NULL;
+}
+
+/* Suppressions and the baseline decide what fails; -1 when one cannot be read. */
+static int filter(struct clk_report *r, const struct opts *o)
+{
+    const char *sp = suppressions_path(o);
+    if (sp) {
+        struct clk_suppressions *s = clk_suppressions_load(sp);
+        if (!s)
+            return -1;
+        clk_suppressions_apply(r, s);
+        clk_suppressions_free(s);
+    }
+    if (o->baseline && clk_baseline_apply(r, o->baseline) != 0)
+        return -1;
+    if (o->write_baseline && clk_baseline_write(r, o->write_baseline) != 0)
+        return -1;
+    return 0;
+}
+
+/* Files first, then stderr: text there unless a --format without --output took it, or --quiet. */
 static int render(struct clk_report *r, const struct opts *o)
 {
     clk_report_finish(r);
-    if (o->json) {
-        FILE *f = fopen(o->json, "w");
-        if (!f || clk_render_json(r, f) != 0 || fclose(f) != 0) {
-            clk_err("cannot write %s: %s", o->json, strerror(errno));
-            return -1;
+    char cwd[PATH_MAX];
+    const char *root = getenv("GITHUB_WORKSPACE");
+    if (!root || root[0] != '/')
+        root = getcwd(cwd, sizeof cwd);
+    struct clk_render_opts ro = {o->verbose, root};
+    int rc = 0, stderr_taken = 0;
+    for (int i = 0; i < o->nouts; i++)
+        if (o->outs[i].path)
+            rc |= render_one(r, &o->outs[i], &ro);
+    for (int i = 0; i < o->nouts; i++)
+        if (!o->outs[i].path) {
+            stderr_taken = 1;
+            if (!o->quiet)
+                rc |= render_one(r, &o->outs[i], &ro);
         }
+    if (!stderr_taken && !o->quiet) {
+        struct output text = {"text", NULL};
+        rc |= render_one(r, &text, &ro);
     }
-    if (!o->quiet) {
-        if (!strcmp(o->format, "json"))
-            clk_render_json(r, stderr);
-        else
-            clk_render_text(r, stderr, o->verbose);
-    }
-    return 0;
+    return rc ? -1 : 0;
 }
 
 /* ---- signals: forwarded to the command, which decides ---- */
@@ -329,6 +417,7 @@ int clk_cmd_run(int argc, char **argv)
     int load_rc = clk_load_run_dir(&r, dir);
     if (!o.keep_raw)
         nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    int filter_rc = filter(&r, &o);
     int render_rc = render(&r, &o);
     clk_symbolize_end();
     int own = command_status(status);
@@ -338,7 +427,7 @@ int clk_cmd_run(int argc, char **argv)
         return 128 + got_signal;
     if (clk_report_failing(&r))
         return o.exitcode;
-    if (render_rc || load_rc)
+    if (render_rc || load_rc || filter_rc)
         return STATUS_USAGE;
     return 0;
 }
@@ -373,7 +462,7 @@ int clk_cmd_report(int argc, char **argv)
         if (rc)
             bad = 1;
     }
-    if (bad)
+    if (bad || filter(&r, &o) != 0)
         return STATUS_USAGE;
     if (render(&r, &o) != 0)
         return STATUS_USAGE;
