@@ -68,6 +68,7 @@ static int read_finding(struct clk_report *r, json_t *o, int is_leak, int suppre
     f.target = istr(o, "target");
     f.test = istr(o, "test");
     f.checkout = json_is_true(json_object_get(o, "checkout"));
+    f.baselined = json_is_true(json_object_get(o, "baselined"));
     json_t *count = json_object_get(o, "count");
     f.count = json_is_integer(count) && json_integer_value(count) > 0 ? (uint64_t)json_integer_value(count) : 1;
     f.suppressed = suppressed;

@@ -92,16 +92,21 @@ int clk_render_text(const struct clk_report *r, FILE *out, const struct clk_rend
             continue;
         if (f->suppressed)
             fprintf(out, "\n(suppressed)");
+        else if (f->baselined)
+            fprintf(out, "\n(known, in baseline)");
         finding(out, f);
     }
     for (size_t i = 0; i < r->nnotes; i++)
         fprintf(out, "\nconnleak: note: %s\n", r->notes[i]);
+    char known[64] = ""; /* only when a baseline skipped some: the line stays as it was without one */
+    if (r->summary.baselined)
+        snprintf(known, sizeof known, ", %llu known (baseline)", (unsigned long long)r->summary.baselined);
     unsigned long long leaks = r->summary.leaks, dc = r->summary.double_closes, uc = r->summary.unknown_closes;
     fprintf(out,
             "\nSUMMARY: connleak: %llu leaked connection%s, %llu double close%s, %llu unknown close%s, "
-            "%llu suppressed; %llu connects, %llu closes in %llu process%s.\n",
+            "%llu suppressed%s; %llu connects, %llu closes in %llu process%s.\n",
             leaks, leaks == 1 ? "" : "s", dc, dc == 1 ? "" : "s", uc, uc == 1 ? "" : "s",
-            (unsigned long long)r->summary.suppressed, (unsigned long long)r->summary.connects,
+            (unsigned long long)r->summary.suppressed, known, (unsigned long long)r->summary.connects,
             (unsigned long long)r->summary.closes, (unsigned long long)r->summary.processes,
             r->summary.processes == 1 ? "" : "es");
     return ferror(out) ? -1 : 0;

@@ -215,6 +215,25 @@ static const char *suppressions_path(const struct opts *o)
     return NULL;
 }
 
+/* Loads the suppressions and baseline once to tell bad ones early; -1 when one cannot be read. */
+static int check_inputs(const struct opts *o)
+{
+    const char *sp = suppressions_path(o);
+    if (sp) {
+        struct clk_suppressions *s = clk_suppressions_load(sp);
+        if (!s)
+            return -1;
+        clk_suppressions_free(s);
+    }
+    if (o->baseline) {
+        struct clk_report empty;
+        clk_report_init(&empty);
+        if (clk_baseline_apply(&empty, o->baseline) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Suppressions and the baseline decide what fails; -1 when one cannot be read. */
 static int filter(struct clk_report *r, const struct opts *o)
 {
@@ -385,6 +404,9 @@ int clk_cmd_run(int argc, char **argv)
         clk_err("run: libconnleak-preload.so not found next to this connleak (set CONNLEAK_PRELOAD)");
         return STATUS_USAGE;
     }
+    /* a bad suppressions file or baseline is refused before the command runs, as LSan does */
+    if (check_inputs(&o) != 0)
+        return STATUS_USAGE;
     char dir[PATH_MAX];
     if (make_run_dir(&o, dir, sizeof dir) != 0)
         return STATUS_USAGE;
@@ -425,9 +447,11 @@ int clk_cmd_run(int argc, char **argv)
         return own;
     if (got_signal)
         return 128 + got_signal;
+    if (filter_rc)
+        return STATUS_USAGE;
     if (clk_report_failing(&r))
         return o.exitcode;
-    if (render_rc || load_rc || filter_rc)
+    if (render_rc || load_rc)
         return STATUS_USAGE;
     return 0;
 }
