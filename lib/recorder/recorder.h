@@ -35,6 +35,8 @@ CLK_HIDDEN extern __thread int clk_in_wrapper __attribute__((tls_model("initial-
  * recorder's own frames removed. Lock-free; call before taking any lock. */
 CLK_HIDDEN int clk_stack_capture(uint64_t *ips, int max);
 CLK_HIDDEN void clk_stack_init(void);
+/* The same for connleak_record: also drops the calling pool library's own leading frames. */
+CLK_HIDDEN int clk_stack_capture_api(uint64_t *ips, int max);
 CLK_HIDDEN int clk_addr_is_ours(uint64_t ip);
 
 /* ---- table.c: sharded open-addressing map u64 -> 3×u64 ---- */

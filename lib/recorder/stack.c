@@ -62,3 +62,85 @@ int clk_stack_capture(uint64_t *ips, int max)
         ips[out++] = (uint64_t)(uintptr_t)raw[i];
     return out;
 }
+
+/* ---- the pool library's own frames ---- */
+
+/* Loaded objects other than the main program whose frames lead a pool event's
+ * stack: found once each, then a compare. */
+#define MAX_LIBS 8
+static struct {
+    uint64_t start, end;
+} libs[MAX_LIBS];
+static int nlibs; /* atomic */
+static pthread_mutex_t libs_mu = PTHREAD_MUTEX_INITIALIZER;
+
+struct find_range {
+    uint64_t addr, start, end;
+    int is_main;
+};
+
+static int find_range_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    struct find_range *f = data;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uint64_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < lo)
+            lo = a;
+        if (a + ph->p_memsz > hi)
+            hi = a + ph->p_memsz;
+    }
+    if (f->addr >= lo && f->addr < hi) {
+        f->start = lo;
+        f->end = hi;
+        f->is_main = !info->dlpi_name || !info->dlpi_name[0];
+        return 1;
+    }
+    return 0;
+}
+
+static int lib_range(uint64_t ip, uint64_t *start, uint64_t *end)
+{
+    int n = __atomic_load_n(&nlibs, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < n; i++)
+        if (ip >= libs[i].start && ip < libs[i].end) {
+            *start = libs[i].start;
+            *end = libs[i].end;
+            return 1;
+        }
+    struct find_range f = {ip, 0, 0, 0};
+    if (!dl_iterate_phdr(find_range_cb, &f) || f.is_main)
+        return 0;
+    pthread_mutex_lock(&libs_mu);
+    if (nlibs < MAX_LIBS) {
+        libs[nlibs].start = f.start;
+        libs[nlibs].end = f.end;
+        __atomic_store_n(&nlibs, nlibs + 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&libs_mu);
+    *start = f.start;
+    *end = f.end;
+    return 1;
+}
+
+/* For connleak_record: a pool library (dbconf, say) calls us from deep in its
+ * own code; the report should start where the user called the pool, so the
+ * leading frames of the calling shared library go too. A pool compiled into
+ * the main program keeps its frames: there is no telling them apart. */
+int clk_stack_capture_api(uint64_t *ips, int max)
+{
+    uint64_t raw[CLK_MAX_DEPTH + 16];
+    int n = clk_stack_capture(raw, max + 16 > CLK_MAX_DEPTH + 16 ? CLK_MAX_DEPTH + 16 : max + 16);
+    int skip = 0;
+    uint64_t start, end;
+    if (n > 1 && lib_range(raw[0], &start, &end))
+        while (skip < n - 1 && raw[skip] >= start && raw[skip] < end)
+            skip++;
+    int out = 0;
+    for (int i = skip; i < n && out < max; i++)
+        ips[out++] = raw[i];
+    return out;
+}

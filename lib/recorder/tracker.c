@@ -33,7 +33,21 @@ static struct {
 #define INC(f) __atomic_add_fetch(&counts.f, 1, __ATOMIC_RELAXED)
 #define DEC(f) __atomic_sub_fetch(&counts.f, 1, __ATOMIC_RELAXED)
 
-/* ---- the running Criterion test, if any ---- */
+/* ---- the running Criterion test, if any ----
+ * Criterion 2.4.1 runs each test in a worker process of its own. There,
+ * libcriterion's exported criterion_current_test points at the test from
+ * before its fixtures run until the worker exits, and it is the same test
+ * during the suite's and the test's .init, the body and the .fini. It points
+ * into the worker's stack, so it dangles once the test has returned. The
+ * Test() macro, compiled into the test binary, calls the fixtures and the
+ * body through three exported functions: criterion_internal_test_setup
+ * (suite .init, then test .init), _main (the body) and _teardown (test
+ * .fini, then suite .fini). The preloaded library interposes them to learn
+ * the phase, and copies the test's name while it is valid. An open is
+ * attributed to "suite::name" in the body, "suite::name (init)" in a fixture's
+ * .init and "suite::name (fini)" from the .fini on (exit handlers included).
+ * The linkable library does not interpose: there it is "suite::name"
+ * whenever criterion_current_test is set. */
 
 struct criterion_test_view {
     const char *name;
@@ -43,13 +57,44 @@ static const struct criterion_test_view *const *cr_current;
 static const void *cached_test;
 static uint32_t cached_test_id;
 
+enum { CR_UNSEEN = 0, CR_INIT = 1, CR_BODY = 2, CR_FINI = 3 };
+static int cr_phase;                 /* set by the interposed functions; CR_UNSEEN without them */
+static char cr_name[512];            /* "suite::name", copied when the test starts */
+static uint32_t cr_phase_id[4];      /* interned "suite::name[ (init|fini)]" per phase */
+
 void clk_tracker_init(void)
 {
     cr_current = dlsym(RTLD_DEFAULT, "criterion_current_test");
 }
 
+/* "category::name" + suffix into out (truncated, not NUL-terminated); returns the length. */
+static size_t cr_format(const struct criterion_test_view *t, const char *suffix, char *out, size_t cap)
+{
+    size_t n = 0;
+    const char *parts[4] = {t->category ? t->category : "", "::", t->name ? t->name : "", suffix};
+    for (int i = 0; i < 4; i++)
+        for (const char *p = parts[i]; *p && n < cap - 1; p++)
+            out[n++] = *p;
+    return n;
+}
+
 uint32_t clk_current_test(void)
 {
+    int phase = __atomic_load_n(&cr_phase, __ATOMIC_ACQUIRE);
+    if (phase != CR_UNSEEN) {
+        uint32_t id = __atomic_load_n(&cr_phase_id[phase], __ATOMIC_ACQUIRE);
+        if (id || !cr_name[0])
+            return id;
+        static const char *const suffix[4] = {"", " (init)", "", " (fini)"};
+        char name[sizeof cr_name + 8];
+        size_t n = strlen(cr_name);
+        memcpy(name, cr_name, n);
+        for (const char *p = suffix[phase]; *p; p++)
+            name[n++] = *p;
+        id = clk_intern_string(name, n);
+        __atomic_store_n(&cr_phase_id[phase], id, __ATOMIC_RELEASE);
+        return id;
+    }
     if (!cr_current)
         return 0;
     const struct criterion_test_view *t = __atomic_load_n(cr_current, __ATOMIC_ACQUIRE);
@@ -58,16 +103,68 @@ uint32_t clk_current_test(void)
     if (t == __atomic_load_n(&cached_test, __ATOMIC_ACQUIRE))
         return __atomic_load_n(&cached_test_id, __ATOMIC_ACQUIRE);
     char name[512];
-    size_t n = 0;
-    const char *parts[3] = {t->category ? t->category : "", "::", t->name ? t->name : ""};
-    for (int i = 0; i < 3; i++)
-        for (const char *p = parts[i]; *p && n < sizeof name - 1; p++)
-            name[n++] = *p;
-    uint32_t id = clk_intern_string(name, n);
+    uint32_t id = clk_intern_string(name, cr_format(t, "", name, sizeof name));
     __atomic_store_n(&cached_test_id, id, __ATOMIC_RELEASE);
     __atomic_store_n(&cached_test, (const void *)t, __ATOMIC_RELEASE);
     return id;
 }
+
+#ifndef CLK_LINKABLE
+/* The interposers only set the phase and jump to libcriterion's function:
+ * compiled as tail calls (also in -O0 builds) so that no frame of ours sits
+ * in the middle of the stacks we record. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define CR_TAIL __attribute__((visibility("default"), optimize("O2")))
+#else
+#define CR_TAIL __attribute__((visibility("default")))
+#endif
+static const char *const criterion_libs[] = {"libcriterion.so.3", "libcriterion.so", NULL};
+void criterion_internal_test_setup(void);
+void criterion_internal_test_main(void (*fn)(void));
+void criterion_internal_test_teardown(void);
+
+static void *cr_real(const char *name)
+{
+    void *f = clk_real(name, criterion_libs);
+    if (!f) {
+        clk_warn("connleak: %s: libcriterion's own function not found", name);
+        __builtin_abort();
+    }
+    return f;
+}
+
+CR_TAIL void criterion_internal_test_setup(void)
+{
+    static void (*real)(void);
+    if (!real)
+        real = (void (*)(void))cr_real("criterion_internal_test_setup");
+    clk_ensure_init();
+    /* a new test: copy its name now, while criterion_current_test is valid */
+    const struct criterion_test_view *t = cr_current ? *cr_current : NULL;
+    memset(cr_phase_id, 0, sizeof cr_phase_id);
+    cr_name[t ? cr_format(t, "", cr_name, sizeof cr_name) : 0] = 0;
+    __atomic_store_n(&cr_phase, CR_INIT, __ATOMIC_RELEASE);
+    real();
+}
+
+CR_TAIL void criterion_internal_test_main(void (*fn)(void))
+{
+    static void (*real)(void (*)(void));
+    if (!real)
+        real = (void (*)(void (*)(void)))cr_real("criterion_internal_test_main");
+    __atomic_store_n(&cr_phase, CR_BODY, __ATOMIC_RELEASE);
+    real(fn);
+}
+
+CR_TAIL void criterion_internal_test_teardown(void)
+{
+    static void (*real)(void);
+    if (!real)
+        real = (void (*)(void))cr_real("criterion_internal_test_teardown");
+    __atomic_store_n(&cr_phase, CR_FINI, __ATOMIC_RELEASE);
+    real();
+}
+#endif
 
 /* ---- journal records ---- */
 
@@ -322,8 +419,9 @@ __attribute__((visibility("default"))) int connleak_record(connleak_event event,
 {
     if (!conn)
         return -1;
+    clk_ensure_init();
     uint64_t ips[CLK_MAX_DEPTH];
-    int n = clk_stack_capture(ips, clk_opts.stack_depth);
+    int n = clk_stack_capture_api(ips, clk_opts.stack_depth);
     uint64_t h = (uint64_t)(uintptr_t)conn;
     uint8_t b = raw_backend(backend);
     struct clk_pending p;
@@ -332,7 +430,7 @@ __attribute__((visibility("default"))) int connleak_record(connleak_event event,
         track_open_ns(NS_POOL, b, h, target_id(target), CONNLEAK_RAWF_POOL, 0, clk_intern_stack(ips, n));
         return 0;
     case CONNLEAK_EVENT_CHECKOUT:
-        track_open_ns(NS_CHECKOUT, b, h, 0, CONNLEAK_RAWF_POOL, 0, clk_intern_stack(ips, n));
+        track_open_ns(NS_CHECKOUT, b, h, target_id(target), CONNLEAK_RAWF_POOL, 0, clk_intern_stack(ips, n));
         return 0;
     case CONNLEAK_EVENT_CHECKIN: {
         struct clk_shard *held;
