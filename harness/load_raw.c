@@ -2,10 +2,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -366,7 +368,17 @@ int clk_load_run_dir(struct clk_report *r, const char *dir)
     closedir(d);
     qsort(names, n, sizeof *names, by_name);
     int rc = 0;
+    struct timespec t0, last;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    last = t0;
     for (size_t i = 0; i < n; i++) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        /* long work says what it is doing, once a second after the first */
+        if (!clk_quiet && now.tv_sec - t0.tv_sec >= 1 && now.tv_sec != last.tv_sec) {
+            fprintf(stderr, "connleak: reading and symbolizing journals: %zu of %zu\n", i, n);
+            last = now;
+        }
         /* one bad journal is reported; the others still are */
         if (clk_load_raw(r, names[i]) != 0) {
             clk_report_note(r, "%s could not be read (see above)", names[i]);

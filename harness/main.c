@@ -35,6 +35,8 @@ static const char usage[] =
     "  --postgres           start a throwaway PostgreSQL cluster for the command's lifetime\n"
     "  --stack-depth N      frames kept per stack (1-128, default 32)\n"
     "  --keep-raw DIR       write the per-process journals to DIR and keep them\n"
+    "  --no-follow-children only the command itself is watched, not what it starts\n"
+    "                       (--follow-children, the default, watches them all)\n"
     "\n"
     "exit status of run: the command's own status when non-zero (128+signal when killed), else\n"
     "the --exitcode when findings remain, else 0. Of report: --exitcode when findings remain,\n"

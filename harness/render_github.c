@@ -1,8 +1,196 @@
-/* render_github.c — the github report (placeholder until its renderer lands). */
+/* render_github.c — GitHub Actions workflow commands: an ::error/::warning annotation per finding, then a summary. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "harness.h"
+
+/* Escapes per the runner's rules: %, CR and LF always; ':' and ',' too in property values
+ * (they delimit properties). Everything a user controls (targets, paths, names) goes through here,
+ * so a crafted target cannot end the line and inject a command of its own. Other control characters
+ * (an ESC sequence, say) have no escape in that grammar: they are shown as \xNN, not passed to the log. */
+static void gh_escape(FILE *out, const char *s, int property)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        switch (c) {
+        case '%': fputs("%25", out); break;
+        case '\r': fputs("%0D", out); break;
+        case '\n': fputs("%0A", out); break;
+        case ':': fputs(property ? "%3A" : ":", out); break;
+        case ',': fputs(property ? "%2C" : ",", out); break;
+        default:
+            if ((c < 0x20 && c != '\t') || c == 0x7f)
+                fprintf(out, "\\x%02X", c);
+            else
+                fputc(c, out);
+        }
+    }
+}
+
+/* A plain log line (notes, summary) must stay one line, and not be read as a command. */
+static void plain_line(FILE *out, const char *s)
+{
+    if (s[0] == ':' && s[1] == ':')
+        fputc(' ', out);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '\r' || c == '\n')
+            fputc(' ', out);
+        else if ((c < 0x20 && c != '\t') || c == 0x7f)
+            fprintf(out, "\\x%02X", c);
+        else
+            fputc(c, out);
+    }
+    fputc('\n', out);
+}
+
+/* The frame the annotation is attached to: the first in the repository, else the first with an
+ * absolute file; a build-relative leftover ("./csu/...") names no file GitHub could show. */
+static const struct clk_frame *annotated_frame(const struct clk_render_opts *o, const struct clk_stack *s)
+{
+    for (int i = 0; i < s->n; i++)
+        if (s->f[i].file && clk_relative_path(o, s->f[i].file) != s->f[i].file)
+            return &s->f[i];
+    for (int i = 0; i < s->n; i++)
+        if (s->f[i].file && s->f[i].file[0] == '/')
+            return &s->f[i];
+    return NULL;
+}
+
+static void stack_lines(struct clk_buf *b, const struct clk_render_opts *o, const char *title,
+                        const struct clk_stack *s)
+{
+    clk_buf_printf(b, "\n%s:", title);
+    if (!s->n)
+        clk_buf_printf(b, "\n  (no stack recorded)");
+    for (int i = 0; i < s->n; i++) {
+        const struct clk_frame *f = &s->f[i];
+        clk_buf_printf(b, "\n  #%d %s", i, f->function ? f->function : "??");
+        if (f->file)
+            clk_buf_printf(b, " %s:%d", clk_relative_path(o, f->file), f->line);
+        else if (f->module)
+            clk_buf_printf(b, " (%s+0x%llx)", clk_relative_path(o, f->module), (unsigned long long)f->offset);
+    }
+}
+
+static const char *first_function(const struct clk_stack *s)
+{
+    return s->n && s->f[0].function ? s->f[0].function : NULL;
+}
+
+/* The annotation's text: a sentence about the annotated line, then the stacks. */
+static char *message(const struct clk_finding *f, const struct clk_render_opts *o)
+{
+    struct clk_buf b = {0};
+    clk_buf_printf(&b, "%s connection", f->backend);
+    if (f->target)
+        clk_buf_printf(&b, " to %s", f->target);
+    const char *opener = first_function(&f->opened_at), *first_closer = first_function(&f->first_closed_at);
+    if (f->kind == CLK_LEAK)
+        clk_buf_printf(&b, f->checkout ? " checked out here is never returned to its pool"
+                                       : " opened here is never closed");
+    else if (f->kind == CLK_DOUBLE_CLOSE)
+        clk_buf_printf(&b, " closed here was already closed");
+    else
+        clk_buf_printf(&b, " closed here was never seen open");
+    /* the parenthesis: who else was involved, how often, in which test and processes */
+    const char *sep = " (";
+    if (f->kind == CLK_DOUBLE_CLOSE && opener) {
+        clk_buf_printf(&b, "%sopened by %s", sep, opener);
+        sep = ", ";
+    }
+    if (f->kind == CLK_DOUBLE_CLOSE && first_closer) {
+        clk_buf_printf(&b, "%sfirst closed by %s", sep, first_closer);
+        sep = ", ";
+    }
+    if (f->count > 1) {
+        clk_buf_printf(&b, "%s%llu times", sep, (unsigned long long)f->count);
+        sep = ", ";
+    }
+    if (f->test) {
+        clk_buf_printf(&b, "%stest %s", sep, f->test);
+        sep = ", ";
+    }
+    if (f->npids) {
+        clk_buf_printf(&b, "%spid%s ", sep, f->npids == 1 ? "" : "s");
+        for (size_t i = 0; i < f->npids && i < 8; i++)
+            clk_buf_printf(&b, "%s%d", i ? ", " : "", f->pids[i]);
+        if (f->npids > 8)
+            clk_buf_printf(&b, ", ... (%zu in all)", f->npids);
+        sep = ", ";
+    }
+    if (sep[0] == ',')
+        clk_buf_add(&b, ")", 1);
+    if (f->baselined)
+        clk_buf_printf(&b, "; known in the baseline, does not fail the run");
+    if (f->kind == CLK_LEAK) {
+        stack_lines(&b, o, f->checkout ? "checked out at" : "opened at", &f->opened_at);
+    } else if (f->kind == CLK_DOUBLE_CLOSE) {
+        stack_lines(&b, o, "closed again at", &f->closed_at);
+        stack_lines(&b, o, "first closed at", &f->first_closed_at);
+        stack_lines(&b, o, "opened at", &f->opened_at);
+    } else {
+        stack_lines(&b, o, "closed at", &f->closed_at);
+    }
+    return b.p;
+}
+
+static void annotation(FILE *out, const struct clk_finding *f, const struct clk_render_opts *o)
+{
+    /* unknown closes do not fail the run, nor do findings the baseline knows */
+    const char *level = f->baselined ? "notice" : f->kind == CLK_UNKNOWN_CLOSE ? "warning" : "error";
+    const struct clk_frame *at = annotated_frame(o, f->kind == CLK_LEAK ? &f->opened_at : &f->closed_at);
+    fprintf(out, "::%s ", level);
+    if (at) {
+        fputs("file=", out);
+        gh_escape(out, clk_relative_path(o, at->file), 1);
+        if (at->line > 0)
+            fprintf(out, ",line=%d", at->line);
+        fputc(',', out);
+    }
+    struct clk_buf title = {0};
+    if (f->kind == CLK_LEAK && f->checkout)
+        clk_buf_printf(&title, "connleak: %s connection checkout never returned", f->backend);
+    else if (f->kind == CLK_LEAK)
+        clk_buf_printf(&title, "connleak: leaked %s connection", f->backend);
+    else if (f->kind == CLK_DOUBLE_CLOSE)
+        clk_buf_printf(&title, "connleak: double close of a %s connection", f->backend);
+    else
+        clk_buf_printf(&title, "connleak: close of a %s connection never seen open", f->backend);
+    if (f->baselined)
+        clk_buf_printf(&title, " (in baseline)");
+    fputs("title=", out);
+    gh_escape(out, title.p, 1);
+    fputs("::", out);
+    char *msg = message(f, o);
+    gh_escape(out, msg, 0);
+    fputc('\n', out);
+    free(msg);
+    free(title.p);
+}
 
 int clk_render_github(const struct clk_report *r, FILE *out, const struct clk_render_opts *o)
 {
-    clk_err("--format github is not implemented yet");
-    return -1;
+    for (size_t i = 0; i < r->nfindings; i++)
+        if (!r->findings[i]->suppressed)
+            annotation(out, r->findings[i], o);
+    struct clk_buf b = {0};
+    for (size_t i = 0; i < r->nnotes; i++) {
+        b.n = 0;
+        clk_buf_printf(&b, "connleak: note: %s", r->notes[i]);
+        plain_line(out, b.p);
+    }
+    unsigned long long leaks = r->summary.leaks, dc = r->summary.double_closes, uc = r->summary.unknown_closes;
+    b.n = 0;
+    clk_buf_printf(&b,
+                   "connleak: %llu leaked connection%s, %llu double close%s, %llu unknown close%s, %llu suppressed, "
+                   "%llu baselined; %llu connect%s, %llu close%s in %llu process%s.",
+                   leaks, leaks == 1 ? "" : "s", dc, dc == 1 ? "" : "s", uc, uc == 1 ? "" : "s",
+                   (unsigned long long)r->summary.suppressed, (unsigned long long)r->summary.baselined,
+                   (unsigned long long)r->summary.connects, r->summary.connects == 1 ? "" : "s",
+                   (unsigned long long)r->summary.closes, r->summary.closes == 1 ? "" : "s",
+                   (unsigned long long)r->summary.processes, r->summary.processes == 1 ? "" : "es");
+    plain_line(out, b.p);
+    free(b.p);
+    return ferror(out) ? -1 : 0;
 }

@@ -29,7 +29,7 @@ struct opts {
     int nouts;
     int format_pending; /* the last --format has no --output yet */
     int exitcode;
-    int verbose, quiet, postgres, stack_depth;
+    int verbose, quiet, postgres, stack_depth, no_follow;
     const char *keep_raw;
     const char *suppressions, *baseline, *write_baseline;
     char **cmd; /* after "--" */
@@ -109,6 +109,7 @@ static int parse(const char *verb, int argc, char **argv, struct opts *o, int wa
             o->verbose = 1;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             o->quiet = 1;
+            clk_quiet = 1;
         } else if (want_cmd && !strcmp(a, "--postgres")) {
             o->postgres = 1;
         } else if (want_cmd && !strcmp(a, "--stack-depth")) {
@@ -117,6 +118,10 @@ static int parse(const char *verb, int argc, char **argv, struct opts *o, int wa
                 clk_err("%s: --stack-depth wants a number from 1 to 128, not '%s'", verb, val);
                 return -1;
             }
+        } else if (want_cmd && !strcmp(a, "--follow-children")) {
+            o->no_follow = 0;
+        } else if (want_cmd && !strcmp(a, "--no-follow-children")) {
+            o->no_follow = 1;
         } else if (want_cmd && !strcmp(a, "--keep-raw")) {
             NEEDS_VALUE();
             o->keep_raw = val;
@@ -427,6 +432,8 @@ int clk_cmd_run(int argc, char **argv)
         snprintf(opt, sizeof opt, "stack_depth=%d", o.stack_depth);
         prepend_env("CONNLEAK_OPTIONS", opt, ':');
     }
+    if (o.no_follow)
+        prepend_env("CONNLEAK_OPTIONS", "follow_children=0", ':');
     int status = spawn_and_wait(o.cmd);
     unsetenv("LD_PRELOAD");
     if (o.postgres)

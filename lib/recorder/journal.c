@@ -220,7 +220,8 @@ void clk_journal_after_fork_child(void)
     if (fd < 0)
         return;
     close(fd);
-    clk_journal_start(1);
+    if (clk_opts.follow_children)
+        clk_journal_start(1);
 }
 
 /* Exit handlers ran: the CLI tells clean exits from crashes by this record. */

@@ -6,7 +6,7 @@
 
 #include "recorder.h"
 
-struct clk_options clk_opts = {.stack_depth = CLK_DEFAULT_DEPTH, .report = 1};
+struct clk_options clk_opts = {.stack_depth = CLK_DEFAULT_DEPTH, .report = 1, .follow_children = 1};
 
 static int parse_int(const char *v, size_t len, long lo, long hi, long *out)
 {
@@ -33,7 +33,7 @@ static int set_path(char *dst, size_t cap, const char *v, size_t len)
     return 0;
 }
 
-#define KNOWN "exitcode, stack_depth, report, output, log_path, suppressions, verbosity"
+#define KNOWN "exitcode, stack_depth, report, output, log_path, suppressions, verbosity, follow_children"
 
 int clk_options_parse(const char *spec, char *err, size_t errlen)
 {
@@ -67,6 +67,10 @@ int clk_options_parse(const char *spec, char *err, size_t errlen)
             bad = parse_int(v, vlen, 0, 1, &x);
             if (!bad)
                 clk_opts.report = (int)x;
+        } else if (KEY("follow_children")) {
+            bad = parse_int(v, vlen, 0, 1, &x);
+            if (!bad)
+                clk_opts.follow_children = (int)x;
         } else if (KEY("verbosity")) {
             bad = parse_int(v, vlen, 0, 2, &x);
             if (!bad)

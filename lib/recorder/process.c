@@ -108,6 +108,42 @@ static int other_copy_serves(void)
 #endif
 }
 
+/* follow_children=0: take ourselves out of LD_PRELOAD so what this process
+ * starts runs undetected. Done in the constructor, before the program's own
+ * threads could read the environment. */
+static void stop_following(void)
+{
+    Dl_info self;
+    const char *preload = getenv("LD_PRELOAD");
+    if (!preload || !dladdr((void *)stop_following, &self) || !self.dli_fname)
+        return;
+    const char *base = strrchr(self.dli_fname, '/');
+    base = base ? base + 1 : self.dli_fname;
+    char kept[4096];
+    size_t n = 0;
+    for (const char *p = preload; *p;) {
+        size_t len = strcspn(p, ": ");
+        const char *tb = memrchr(p, '/', len);
+        tb = tb ? tb + 1 : p;
+        int ours = len && (size_t)(p + len - tb) == strlen(base) && !strncmp(tb, base, strlen(base));
+        if (len && !ours && n + len + 2 < sizeof kept) {
+            if (n)
+                kept[n++] = ':';
+            memcpy(kept + n, p, len);
+            n += len;
+        }
+        p += len;
+        while (*p == ':' || *p == ' ')
+            p++;
+    }
+    kept[n] = 0;
+    if (n)
+        setenv("LD_PRELOAD", kept, 1);
+    else
+        unsetenv("LD_PRELOAD");
+    unsetenv(CONNLEAK_RUN_DIR_ENV);
+}
+
 static void start(void)
 {
     clk_in_wrapper++;
@@ -133,6 +169,8 @@ static void start(void)
     }
     clk_tracker_init();
     clk_journal_start(0);
+    if (!clk_opts.follow_children)
+        stop_following();
     pthread_atfork(prepare_fork, after_fork_parent, after_fork_child);
     clk_in_wrapper--;
 }

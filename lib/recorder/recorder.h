@@ -19,6 +19,7 @@ struct clk_options {
     int exitcode;           /* direct mode: exit status when leaks remain; 0 keeps the program's */
     int report;             /* direct mode: print the text report at exit */
     int verbosity;
+    int follow_children;    /* 0: the processes this one starts run without the detector */
     char output[512];       /* direct mode: report file instead of stderr ("" = stderr) */
     char suppressions[512]; /* passed to the CLI; the direct printer ignores it */
     char run_dir[512];      /* journal directory (set by the CLI) */
