@@ -40,7 +40,23 @@ static const struct rule {
                            "is not stale or corrupted. The location is the close."},
 };
 
-/* jansson wants UTF-8: invalid bytes (a target's raw path, say) become U+FFFD rather than a lost field. */
+/* Length of the well-formed UTF-8 sequence at p, 0 when it is not one. */
+static int utf8_len(const unsigned char *p)
+{
+    if (p[0] < 0x80)
+        return 1;
+    int len = (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
+    unsigned cp = p[0] & (0x7f >> len);
+    for (int i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    static const unsigned min[] = {0, 0, 0x80, 0x800, 0x10000};
+    return len && cp >= min[len] && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff) ? len : 0;
+}
+
+/* jansson takes UTF-8 only: invalid bytes (a target's raw path, say) become U+FFFD rather than a lost field. */
 static json_t *jstr(const char *s)
 {
     if (!s)
@@ -50,20 +66,11 @@ static json_t *jstr(const char *s)
         return j;
     struct clk_buf b = {0};
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        int len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
-        json_t *probe = NULL;
-        if (len && strnlen((const char *)p, (size_t)len) == (size_t)len)
-            probe = json_stringn((const char *)p, (size_t)len);
-        if (probe) {
-            clk_buf_add(&b, (const char *)p, (size_t)len);
-            json_decref(probe);
-            p += len;
-        } else {
-            clk_buf_add(&b, "\xef\xbf\xbd", 3);
-            p++;
-        }
+        int len = utf8_len(p);
+        clk_buf_add(&b, len ? (const char *)p : "\xef\xbf\xbd", len ? (size_t)len : 3);
+        p += len ? len : 1;
     }
-    j = json_stringn(b.p ? b.p : "", b.n);
+    j = json_stringn(b.p, b.n);
     free(b.p);
     return j;
 }

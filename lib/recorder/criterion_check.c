@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "connleak.h"
+#define CONNLEAK_TEST_API_ONLY /* the declarations, not the Criterion part */
 #include "connleak_criterion.h"
 
 /* This file only calls the public API, through the PLT: when the preloaded
