@@ -207,8 +207,9 @@ static void track_open_ns(uint64_t ns, uint8_t backend, uint64_t handle, uint32_
     struct clk_shard *held;
     struct clk_slot *s = clk_table_lock(&handles, handle ^ ns, 1, &held);
     if (s) {
-        /* an open entry at a reused address was freed by a path we did not see */
-        int was_open = ST(s->v[0]) == ST_OPEN || ST(s->v[0]) == ST_CLOSING;
+        /* an open entry at a reused address was freed by a path we did not see;
+         * a closing one is being closed by another thread (its close counts it) */
+        int was_open = ST(s->v[0]) == ST_OPEN;
         s->v[0] = V0(ST_OPEN, backend, 0, target);
         s->v[1] = stack;
         s->v[2] = test;
