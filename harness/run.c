@@ -186,18 +186,44 @@ const char *clk_preload_path(void)
 
 /* ---- rendering and the verdict ---- */
 
+/* A report file is written to a private temporary file beside it (O_EXCL,
+ * mode 0600, never through a symlink) and renamed into place, so a planted
+ * link cannot redirect it and a reader never sees half a report. */
+static FILE *open_output(const char *path, char *tmp, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    int dirlen = slash ? (int)(slash - path) : 1;
+    snprintf(tmp, cap, "%.*s/.%s.XXXXXX", dirlen, slash ? path : ".", slash ? slash + 1 : path);
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        unlink(tmp);
+    }
+    return f;
+}
+
 static int render_one(const struct clk_report *r, const struct output *out, const struct clk_render_opts *ro)
 {
-    FILE *f = out->path ? fopen(out->path, "w") : stderr;
+    char tmp[PATH_MAX + 32];
+    FILE *f = out->path ? open_output(out->path, tmp, sizeof tmp) : stderr;
     if (!f) {
         clk_err("cannot write %s: %s", out->path, strerror(errno));
         return -1;
     }
     int rc = clk_renderer_for(out->format)(r, f, ro);
-    if (out->path && fclose(f) != 0)
-        rc = -1;
-    if (rc && out->path)
-        clk_err("cannot write %s: %s", out->path, strerror(errno));
+    if (out->path) {
+        if (fclose(f) != 0)
+            rc = -1;
+        if (!rc && rename(tmp, out->path) != 0)
+            rc = -1;
+        if (rc) {
+            clk_err("cannot write %s: %s", out->path, strerror(errno));
+            unlink(tmp);
+        }
+    }
     return rc;
 }
 
