@@ -102,6 +102,10 @@ int clk_load_raw(struct clk_report *r, const char *path);
 int clk_load_run_dir(struct clk_report *r, const char *dir);
 int clk_is_raw_file(const char *path);
 
+/* static_check.c: "SQLite" or "libpq" when the object at path defines them itself
+ * (statically linked, invisible to the wrappers), else NULL. Cached per path. */
+const char *clk_own_copy_of(const char *path);
+
 /* load_json.c: a JSON report (version 1) into the report. */
 int clk_load_json(struct clk_report *r, const char *path);
 

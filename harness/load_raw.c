@@ -273,6 +273,21 @@ static void report_open(struct clk_report *r, struct proc *p, struct clk_map *m,
     clk_map_free(m);
 }
 
+/* A process whose program or libraries carry their own SQLite or libpq opens
+ * connections the wrappers never see: say so rather than report it clean. */
+static void note_own_copies(struct clk_report *r, struct proc *p)
+{
+    const char *exe = string_of(p, p->h->exe);
+    const char *what = clk_own_copy_of(exe), *where = exe;
+    for (size_t i = 0; !what && i < p->nmodules; i++) {
+        what = clk_own_copy_of(p->modules[i].path);
+        where = p->modules[i].path;
+    }
+    if (what)
+        clk_report_note(r, "process %d (%s) has its own copy of %s in %s (statically linked): "
+                        "connections it opens there are not seen", p->h->pid, exe ? exe : "?", what, where);
+}
+
 int clk_load_raw(struct clk_report *r, const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -317,6 +332,7 @@ int clk_load_raw(struct clk_report *r, const char *path)
     }
     report_open(r, &p, &p.checkouts, 1);
     r->summary.processes++;
+    note_own_copies(r, &p);
     if (p.corrupt)
         clk_report_note(r, "%s: %llu corrupt record%s skipped", path, (unsigned long long)p.corrupt,
                         p.corrupt == 1 ? "" : "s");

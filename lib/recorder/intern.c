@@ -300,6 +300,20 @@ void clk_intern_ensure(uint32_t id)
     ensure_blob(index_get(id));
 }
 
+/* At exit: every loaded object into the journal, so the CLI can tell a
+ * process that carries its own (static) copy of SQLite or libpq. */
+void clk_intern_all_modules(void)
+{
+    refresh_modules();
+    uint64_t starts[MAX_MODULES];
+    pthread_mutex_lock(&modules_mu);
+    int n = nmodules;
+    for (int i = 0; i < n; i++)
+        starts[i] = modules[i].start;
+    pthread_mutex_unlock(&modules_mu);
+    ensure_modules(starts, n);
+}
+
 const uint64_t *clk_stack_frames(uint32_t id, int *n)
 {
     struct blob *b = index_get(id);

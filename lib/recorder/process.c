@@ -87,8 +87,10 @@ __attribute__((destructor)) static void clk_fini(void)
     if (__atomic_load_n(&ready, __ATOMIC_ACQUIRE) != 2 || __atomic_exchange_n(&finished, 1, __ATOMIC_ACQ_REL))
         return;
     clk_in_wrapper++;
-    if (clk_journal_active())
+    if (clk_journal_active()) {
+        clk_intern_all_modules();
         clk_journal_exit();
+    }
     else if (clk_opts.report)
         clk_print_report();
     clk_in_wrapper--;

@@ -95,6 +95,7 @@ CLK_HIDDEN const uint64_t *clk_stack_frames(uint32_t id, int *n);
 CLK_HIDDEN const char *clk_string(uint32_t id);
 /* Writes the blob of an id into the current journal if it is not there yet. */
 CLK_HIDDEN void clk_intern_ensure(uint32_t id);
+CLK_HIDDEN void clk_intern_all_modules(void);
 CLK_HIDDEN void clk_intern_prepare_fork(void);
 CLK_HIDDEN void clk_intern_after_fork(void);
 
