@@ -296,6 +296,16 @@ int clk_load_raw(struct clk_report *r, const char *path)
         return -1;
     }
     struct stat st;
+    char first[CONNLEAK_RAW_SLOT] = {0}, zero[CONNLEAK_RAW_SLOT] = {0};
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        (st.st_size == 0 || (pread(fd, first, sizeof first, 0) == (ssize_t)sizeof first &&
+                             memcmp(first, zero, sizeof zero) == 0))) {
+        /* created, then the process died before it wrote its header: nothing to tell but that */
+        close(fd);
+        r->summary.processes++;
+        clk_report_note(r, "%s: a process ended before its journal was set up", path);
+        return 0;
+    }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)CONNLEAK_RAW_SLOT) {
         close(fd);
         clk_err("%s: not a connleak journal (too short)", path);
