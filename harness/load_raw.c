@@ -40,6 +40,7 @@ struct proc {
     struct clk_map pool_open;  /* handle -> open_conn (connleak_record connects) */
     struct clk_map checkouts;  /* handle -> open_conn */
     int wrapper_events, exited;
+    uint64_t pool_connects, pool_closes; /* counted where no wrapper saw the connections */
     uint64_t corrupt, lost;
 };
 
@@ -124,8 +125,9 @@ static void read_blobs(struct proc *p, const struct connleak_raw_record *rec, ui
         uint8_t type = __atomic_load_n(&r->type, __ATOMIC_ACQUIRE);
         if (type == CONNLEAK_REC_STRING || type == CONNLEAK_REC_STACK) {
             uint32_t slots = r->u.blob.slots, len = r->u.blob.len;
-            if (slots != (len + CONNLEAK_RAW_CONT_PAYLOAD - 1) / CONNLEAK_RAW_CONT_PAYLOAD || i + slots >= nslots ||
-                (type == CONNLEAK_REC_STACK && len % 8)) {
+            /* in 64 bits: a corrupt len near 2^32 must not wrap to a small slot count */
+            if (slots != ((uint64_t)len + CONNLEAK_RAW_CONT_PAYLOAD - 1) / CONNLEAK_RAW_CONT_PAYLOAD ||
+                i + slots >= nslots || (type == CONNLEAK_REC_STACK && len % 8)) {
                 p->corrupt++;
                 continue;
             }
@@ -133,7 +135,7 @@ static void read_blobs(struct proc *p, const struct connleak_raw_record *rec, ui
             if (!*slot) {
                 struct blob *b = clk_xcalloc(1, sizeof *b);
                 b->len = len;
-                b->data = clk_xmalloc(len + 1);
+                b->data = clk_xmalloc((size_t)len + 1);
                 for (uint32_t k = 0; k < slots; k++) {
                     uint32_t off = k * CONNLEAK_RAW_CONT_PAYLOAD;
                     uint32_t n = len - off < CONNLEAK_RAW_CONT_PAYLOAD ? len - off : CONNLEAK_RAW_CONT_PAYLOAD;
@@ -157,7 +159,8 @@ static void read_blobs(struct proc *p, const struct connleak_raw_record *rec, ui
     }
     for (size_t i = 0; i < p->nmodules; i++)
         p->modules[i].path = string_of(p, (uint32_t)(uintptr_t)p->modules[i].path);
-    qsort(p->modules, p->nmodules, sizeof *p->modules, by_start);
+    if (p->nmodules > 1) /* modules is NULL when none was journaled (a process killed early): not for qsort */
+        qsort(p->modules, p->nmodules, sizeof *p->modules, by_start);
 }
 
 static void add_finding(struct clk_report *r, struct proc *p, enum clk_kind kind, int checkout, uint8_t backend,
@@ -215,7 +218,8 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
         switch (type) {
         case CONNLEAK_REC_STRING:
         case CONNLEAK_REC_STACK:
-            i += e->u.blob.slots;
+            /* its continuation slots are CONT records, passed over below; a corrupt head's
+             * slot count must not make the events after it disappear */
             break;
         case CONNLEAK_REC_OPEN:
             /* an address still open here was freed by a path we did not see: not a leak */
@@ -223,17 +227,25 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
             if (!pool) {
                 p->wrapper_events = 1;
                 r->summary.connects++;
+            } else {
+                p->pool_connects++;
             }
             break;
         case CONNLEAK_REC_CLOSE:
-            if (forget(conns, h) && !pool)
-                r->summary.closes++;
+            if (forget(conns, h)) {
+                if (!pool)
+                    r->summary.closes++;
+                else
+                    p->pool_closes++;
+            }
             break;
         case CONNLEAK_REC_UNKNOWN_CLOSE:
             /* open in the journal but not in the tracker: connleak_clear() came between */
             if (forget(conns, h)) {
                 if (!pool)
                     r->summary.closes++;
+                else
+                    p->pool_closes++;
             } else if (!pool || !p->wrapper_events) {
                 add_finding(r, p, CLK_UNKNOWN_CLOSE, 0, e->backend, 0, 0, 0, 0, e->u.ev.stack);
             }
@@ -333,9 +345,11 @@ int clk_load_raw(struct clk_report *r, const char *path)
     replay(r, &p, rec, nslots);
     report_open(r, &p, &p.open, 0);
     /* a pool's own connect records stand in only where no wrapper saw the connection */
-    if (!p.wrapper_events)
+    if (!p.wrapper_events) {
         report_open(r, &p, &p.pool_open, 0);
-    else {
+        r->summary.connects += p.pool_connects;
+        r->summary.closes += p.pool_closes;
+    } else {
         for (size_t i = 0; i < p.pool_open.cap; i++)
             free(p.pool_open.keys[i] ? p.pool_open.vals[i] : NULL);
         clk_map_free(&p.pool_open);

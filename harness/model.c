@@ -147,7 +147,8 @@ static int by_importance(const void *a, const void *b)
 
 void clk_report_sort(struct clk_report *r)
 {
-    qsort(r->findings, r->nfindings, sizeof *r->findings, by_importance);
+    if (r->nfindings > 1) /* findings is NULL in a clean report: qsort's base must not be */
+        qsort(r->findings, r->nfindings, sizeof *r->findings, by_importance);
 }
 
 /* Summary figures that follow from the findings. */

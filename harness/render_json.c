@@ -1,11 +1,34 @@
 /* render_json.c — the JSON report, version 1 (SPEC.md), with jansson. */
 #include <jansson.h>
+#include <stdlib.h>
 
 #include "harness.h"
 
+/* JSON strings must be UTF-8; a file name need not be: bytes that do not
+ * decode become '?' rather than the field going missing. */
 static json_t *str_or_null(const char *s)
 {
-    return s ? json_string(s) : json_null();
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    char *copy = clk_xstrdup(s);
+    for (char *p = copy; *p;) {
+        const unsigned char c = (unsigned char)*p;
+        int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        int ok = len > 0;
+        for (int k = 1; ok && k < len; k++)
+            ok = ((unsigned char)p[k] >> 6) == 2;
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += len;
+    }
+    j = json_string(copy);
+    free(copy);
+    return j ? j : json_null();
 }
 
 static json_t *stack_json(const struct clk_stack *s)
@@ -30,7 +53,7 @@ static json_t *finding_json(const struct clk_finding *f)
     json_t *pids = json_array();
     for (size_t i = 0; i < f->npids; i++)
         json_array_append_new(pids, json_integer(f->pids[i]));
-    json_object_set_new(o, "backend", json_string(f->backend));
+    json_object_set_new(o, "backend", str_or_null(f->backend));
     if (f->kind != CLK_LEAK)
         json_object_set_new(o, "kind", json_string(clk_kind_name(f->kind)));
     json_object_set_new(o, "target", str_or_null(f->target));
@@ -56,7 +79,7 @@ int clk_render_json(const struct clk_report *r, FILE *out, const struct clk_rend
     json_t *root = json_object();
     json_t *cmd = json_array();
     for (int i = 0; i < r->ncommand; i++)
-        json_array_append_new(cmd, json_string(r->command[i]));
+        json_array_append_new(cmd, str_or_null(r->command[i]));
     json_t *leaks = json_array(), *closes = json_array(), *suppressed = json_array(), *notes = json_array();
     for (size_t i = 0; i < r->nfindings; i++) {
         const struct clk_finding *f = r->findings[i];
@@ -68,7 +91,7 @@ int clk_render_json(const struct clk_report *r, FILE *out, const struct clk_rend
             json_array_append_new(f->kind == CLK_LEAK ? leaks : closes, j);
     }
     for (size_t i = 0; i < r->nnotes; i++)
-        json_array_append_new(notes, json_string(r->notes[i]));
+        json_array_append_new(notes, str_or_null(r->notes[i]));
     json_object_set_new(root, "version", json_integer(1));
     json_object_set_new(root, "command", cmd);
     json_object_set_new(root, "summary",

@@ -80,6 +80,16 @@ static json_t *text_obj(const char *s)
     return json_pack("{s:o}", "text", jstr(s));
 }
 
+/* A buffer with room for a typical message up front: growing one with realloc next to a large free block
+ * costs a memset of that whole block per call under MALLOC_PERTURB_ (which meson test sets), and a report
+ * renders thousands of these. */
+static struct clk_buf buf_new(void)
+{
+    struct clk_buf b = {clk_xmalloc(512), 0, 512};
+    b.p[0] = 0;
+    return b;
+}
+
 /* A path as a URI reference: every byte but unreserved ones and '/' percent-encoded. */
 static void uri_encode(struct clk_buf *b, const char *path)
 {
@@ -96,7 +106,7 @@ static void uri_encode(struct clk_buf *b, const char *path)
 static json_t *artifact_location(const struct clk_render_opts *o, const char *path)
 {
     const char *rel = clk_relative_path(o, path);
-    struct clk_buf b = {0};
+    struct clk_buf b = buf_new();
     json_t *a = NULL;
     if (rel != path) {
         uri_encode(&b, rel);
@@ -185,8 +195,8 @@ static void details(struct clk_buf *b, const struct clk_finding *f, const char *
 /* One sentence about the finding, phrased for its location ("opened here"). */
 static char *message(const struct clk_finding *f)
 {
-    struct clk_buf b = {0};
-    struct clk_buf first = {0};
+    struct clk_buf b = buf_new();
+    struct clk_buf first = buf_new();
     clk_buf_printf(&b, "%s connection", f->backend);
     if (f->target)
         clk_buf_printf(&b, " to %s", f->target);
@@ -206,14 +216,14 @@ static char *message(const struct clk_finding *f)
         clk_buf_printf(&b, " closed here was never seen open");
         break;
     }
-    details(&b, f, first.p);
+    details(&b, f, first.n ? first.p : NULL);
     free(first.p);
     return b.p;
 }
 
 static json_t *frame_location(const struct clk_render_opts *o, const struct clk_frame *f, const char *note)
 {
-    struct clk_buf b = {0};
+    struct clk_buf b = buf_new();
     int source;
     json_t *phys = physical_location(o, f, &source);
     clk_buf_printf(&b, "%s", f->function ? f->function : "??");
@@ -364,7 +374,7 @@ int clk_render_sarif(const struct clk_report *r, FILE *out, const struct clk_ren
     json_t *run = json_object();
     json_object_set_new(run, "tool", json_pack("{s:o}", "driver", driver_json()));
     if (o->source_root && o->source_root[0] == '/') {
-        struct clk_buf b = {0};
+        struct clk_buf b = buf_new();
         clk_buf_add(&b, "file://", 7);
         uri_encode(&b, o->source_root);
         if (b.p[b.n - 1] != '/')

@@ -4,7 +4,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="$root/build"
 
 # Debian packages the build needs, and what each is checked by.
-build_pkgs=(gcc pkg-config meson ninja-build libsqlite3-dev libpq-dev libunwind-dev libdw-dev libelf-dev
+build_pkgs=(gcc pkg-config meson ninja-build libsqlite3-dev libpq-dev libunwind-dev libdw-dev libelf-dev libxml2-dev
             libjansson-dev libcriterion-dev)
 # ...and what the suites need besides: a PostgreSQL server, the sqlite3 shell, psql, python3 for the tally.
 test_pkgs=(postgresql sqlite3 postgresql-client python3)
@@ -22,8 +22,9 @@ missing_build_pkgs() {
     pkg-config --exists libdw || m+=(libdw-dev libelf-dev)
     pkg-config --exists jansson || m+=(libjansson-dev)
     pkg-config --exists criterion || m+=(libcriterion-dev)
+    pkg-config --exists libxml-2.0 || m+=(libxml2-dev)
   else
-    m+=(libsqlite3-dev libpq-dev libunwind-dev libdw-dev libelf-dev libjansson-dev libcriterion-dev)
+    m+=(libsqlite3-dev libpq-dev libunwind-dev libdw-dev libelf-dev libjansson-dev libcriterion-dev libxml2-dev)
   fi
   echo "${m[@]}"
 }

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <unistd.h>
 
 #include "connleak.h"
 #define CONNLEAK_TEST_API_ONLY /* the declarations, not the Criterion part */
@@ -105,6 +107,24 @@ static const char *backend_name(connleak_backend b)
     return b == CONNLEAK_BACKEND_SQLITE ? "sqlite" : b == CONNLEAK_BACKEND_POSTGRES ? "postgres" : "database";
 }
 
+/* The module's short name. The main program's is its file's: its argv[0],
+ * which dladdr reports, is "boxfort-worker" in a Criterion worker. */
+static const char *module_name(const Dl_info *info)
+{
+    static char exe[4096];
+    static const void *exe_base;
+    if (!exe_base) {
+        Dl_info ei;
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = 0;
+        if (dladdr((const void *)getauxval(AT_ENTRY), &ei))
+            exe_base = ei.dli_fbase;
+    }
+    const char *path = info->dli_fbase == exe_base && exe[0] ? exe : info->dli_fname;
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
 /* The frames up to the test framework's own (Criterion's runner below the
  * test body is noise): names by dladdr, else module+offset for addr2line. */
 static void put_stack(struct out *o, const void *const *frames, int n)
@@ -115,8 +135,7 @@ static void put_stack(struct out *o, const void *const *frames, int n)
             break;
         Dl_info info;
         if (dladdr((const char *)frames[i] - 1, &info) && info.dli_fname) {
-            const char *mod = strrchr(info.dli_fname, '/');
-            put(o, "    #%d %s (%s+0x%lx)\n", i, fn, mod ? mod + 1 : info.dli_fname,
+            put(o, "    #%d %s (%s+0x%lx)\n", i, fn, module_name(&info),
                 (unsigned long)((const char *)frames[i] - (const char *)info.dli_fbase));
         } else {
             put(o, "    #%d %s (%p)\n", i, fn, frames[i]);
@@ -145,7 +164,8 @@ EXPORT size_t connleak_test_end(char *buf, size_t cap)
         if (seen_in(begin_open, begin_nopen, &open[i]))
             continue;
         if (open[i].checked_out)
-            put(&o, "  %s connection checked out of its pool and never checked in, at:\n", backend_name(open[i].backend));
+            put(&o, "  %s connection checked out of its pool and never checked in, at:\n",
+                backend_name(open[i].backend));
         else
             put(&o, "  %s connection to %s, opened at:\n", backend_name(open[i].backend),
                 open[i].target ? open[i].target : "(unknown)");

@@ -1,4 +1,17 @@
-/* churn.c — opens and closes connections in a loop and prints the time per pair: the detector's worst case. */
+/* churn.c — opens and closes connections in a loop and prints the time per pair: the detector's worst case.
+ *
+ *   churn memory|file|pq PAIRS THREADS [FILE]
+ *
+ * prints one line: wall_seconds ns_per_pair cpu_seconds thread_ns_per_pair thread_cpu_ns_per_pair vcsw_per_1000
+ *   ns_per_pair            wall time / pairs per thread (what one thread sees)
+ *   cpu_seconds            user+system time of the whole process
+ *   thread_ns_per_pair     mean over threads of each thread's own loop time / its pairs
+ *   thread_cpu_ns_per_pair mean over threads of each thread's CPU time / its pairs
+ *   vcsw_per_1000          voluntary context switches (blocking waits, e.g. on a lock) per 1000 pairs
+ * $CHURN_DEPTH=N runs the loop N call frames deeper (a test's stack is rarely 3 frames deep).
+ * Each thread first opens and closes one connection untimed (the first event in a thread pays
+ * one-time set-up: scripts/bench measures that apart), then the threads start together behind
+ * a barrier; only their loops are timed. */
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -6,24 +19,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static const char *mode;
-static long pairs;
 static const char *file_path;
+static int depth;
+static pthread_barrier_t start_line;
+static volatile int sink;
 
-static double now(void)
+struct job {
+    long pairs;
+    double wall, cpu;
+};
+
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void *work(void *arg)
+/* `work` is what callgrind's --toggle-collect=work counts: the loop alone. */
+__attribute__((noinline)) void work(long n)
 {
-    long n = (long)(intptr_t)arg;
+    int pq = !strcmp(mode, "pq");
+    const char *name = !strcmp(mode, "file") ? file_path : ":memory:";
     for (long i = 0; i < n; i++) {
-        if (!strcmp(mode, "pq")) {
+        if (pq) {
             PGconn *c = PQconnectdb("");
             if (PQstatus(c) != CONNECTION_OK) {
                 fprintf(stderr, "churn: %s", PQerrorMessage(c));
@@ -32,11 +55,46 @@ static void *work(void *arg)
             PQfinish(c);
         } else {
             sqlite3 *db;
-            if (sqlite3_open(!strcmp(mode, "file") ? file_path : ":memory:", &db) != SQLITE_OK)
+            if (sqlite3_open(name, &db) != SQLITE_OK) {
+                fprintf(stderr, "churn: %s: %s\n", name, db ? sqlite3_errmsg(db) : "out of memory");
                 exit(1);
+            }
             sqlite3_close(db);
         }
     }
+}
+
+/* Extra frames under the loop: not a tail call, not inlined. */
+__attribute__((noinline)) static void deeper(int left, long n)
+{
+    if (left <= 0)
+        work(n);
+    else
+        deeper(left - 1, n);
+    sink++;
+}
+
+/* Not `work`: callgrind counts the loop alone. */
+__attribute__((noinline)) static void warm_up(void)
+{
+    if (!strcmp(mode, "pq")) {
+        PQfinish(PQconnectdb(""));
+        return;
+    }
+    sqlite3 *db;
+    sqlite3_open(":memory:", &db);
+    sqlite3_close(db);
+}
+
+static void *run(void *arg)
+{
+    struct job *j = arg;
+    warm_up();
+    pthread_barrier_wait(&start_line);
+    double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+    deeper(depth, j->pairs);
+    j->cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
+    j->wall = clock_s(CLOCK_MONOTONIC) - t0;
     return NULL;
 }
 
@@ -47,19 +105,39 @@ int main(int argc, char **argv)
         return 2;
     }
     mode = argv[1];
-    pairs = atol(argv[2]);
+    long pairs = atol(argv[2]);
     int threads = atoi(argv[3]);
     file_path = argc > 4 ? argv[4] : "/tmp/connleak-churn.db";
-    pthread_t t[64];
-    if (threads < 1 || threads > 64)
+    depth = getenv("CHURN_DEPTH") ? atoi(getenv("CHURN_DEPTH")) : 0;
+    int known = !strcmp(mode, "memory") || !strcmp(mode, "file") || !strcmp(mode, "pq");
+    if (threads < 1 || threads > 64 || pairs < threads || !known) {
+        fprintf(stderr, "usage: churn memory|file|pq PAIRS THREADS [FILE] (1-64 threads)\n");
         return 2;
-    double t0 = now();
-    for (int i = 0; i < threads; i++)
-        pthread_create(&t[i], NULL, work, (void *)(intptr_t)(pairs / threads));
+    }
+    pthread_t t[64];
+    struct job jobs[64];
+    pthread_barrier_init(&start_line, NULL, (unsigned)threads + 1);
+    for (int i = 0; i < threads; i++) {
+        jobs[i].pairs = pairs / threads;
+        pthread_create(&t[i], NULL, run, &jobs[i]);
+    }
+    struct rusage r0, r1;
+    getrusage(RUSAGE_SELF, &r0);
+    double t0 = clock_s(CLOCK_MONOTONIC);
+    pthread_barrier_wait(&start_line);
     for (int i = 0; i < threads; i++)
         pthread_join(t[i], NULL);
-    double dt = now() - t0;
-    /* one line, machine-readable: seconds and ns per pair (per thread: wall time / pairs per thread) */
-    printf("%.6f %.1f\n", dt, dt * 1e9 / (double)(pairs / threads));
+    double dt = clock_s(CLOCK_MONOTONIC) - t0;
+    getrusage(RUSAGE_SELF, &r1);
+    double cpu = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec + r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) +
+                 (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec + r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) / 1e6;
+    double tw = 0, tc = 0;
+    for (int i = 0; i < threads; i++) {
+        tw += jobs[i].wall * 1e9 / (double)jobs[i].pairs;
+        tc += jobs[i].cpu * 1e9 / (double)jobs[i].pairs;
+    }
+    long per = pairs / threads;
+    printf("%.6f %.1f %.6f %.1f %.1f %.2f\n", dt, dt * 1e9 / (double)per, cpu, tw / threads, tc / threads,
+           (double)(r1.ru_nvcsw - r0.ru_nvcsw) * 1000.0 / (double)(per * threads));
     return 0;
 }
