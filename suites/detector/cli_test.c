@@ -348,6 +348,66 @@ Test(cli, report_merges_shards, TIMEOUT)
     clk_test_run_free(&c);
 }
 
+/* Entries of a report keyed by fingerprint, with counts, for comparing two reports. */
+static void same_entries(json_t *a, json_t *b, const char *list, const char *text_a, const char *text_b)
+{
+    json_t *la = json_object_get(a, list), *lb = json_object_get(b, list);
+    cr_assert_eq(json_array_size(la), json_array_size(lb), "%s: %zu vs %zu entries\n%s\n---\n%s", list,
+                 json_array_size(la), json_array_size(lb), clk_test_excerpt(text_a), clk_test_excerpt(text_b));
+    for (size_t i = 0; i < json_array_size(la); i++) {
+        json_t *ea = json_array_get(la, i);
+        int found = 0;
+        for (size_t k = 0; k < json_array_size(lb); k++) {
+            json_t *eb = json_array_get(lb, k);
+            if (!strcmp(clk_test_str(ea, "fingerprint"), clk_test_str(eb, "fingerprint")) &&
+                !strcmp(clk_test_str(ea, "target"), clk_test_str(eb, "target"))) {
+                cr_assert_eq(clk_test_int(ea, "count"), clk_test_int(eb, "count"), "%s count of %s", list,
+                             clk_test_str(ea, "fingerprint"));
+                cr_assert_eq(json_array_size(json_object_get(ea, "pids")), json_array_size(json_object_get(eb, "pids")));
+                found = 1;
+            }
+        }
+        cr_assert(found, "%s entry %s missing from the single run", list, clk_test_str(ea, "fingerprint"));
+    }
+}
+
+Test(cli, merged_shards_equal_one_run_of_both_halves, TIMEOUT)
+{
+    /* Half 1 leaks (twice, one call site); half 2 double-closes and leaks elsewhere. */
+    const char *half1 = "leak-open", *half2 = "double-close";
+    clk_test_run a, b, both;
+    char *fx = clk_test_fixture("fx_sqlite");
+    clk_test_connleak_fixture(NULL, "fx_sqlite", ARGS(half1, ":memory:"), &a);
+    clk_test_connleak_fixture(NULL, "fx_sqlite", ARGS(half2, ":memory:"), &b);
+    char script[4096];
+    snprintf(script, sizeof script, "'%s' %s :memory: && '%s' %s :memory:", fx, half1, fx, half2);
+    clk_test_connleak(NULL, ARGS("/bin/sh", "-c", script), NULL, &both);
+    clk_assert_report(&a);
+    clk_assert_report(&b);
+    clk_assert_report(&both);
+    char *merged = clk_test_path(a.dir, "merged.json");
+    clk_test_proc p;
+    cli(&p, ARGS(clk_test_cli(), "report", "--json", merged, a.json_path, b.json_path));
+    cr_assert_eq(p.status, both.proc.status, "merged report exits %d, the single run %d: %s", p.status,
+                 both.proc.status, clk_test_excerpt(p.err));
+    char *text = clk_test_read_file(merged, NULL);
+    json_t *m = text ? json_loads(text, 0, NULL) : NULL;
+    cr_assert_not_null(m, "no merged JSON: %s", clk_test_excerpt(p.err));
+    const char *keys[] = {"connects", "closes", "leaks", "double_closes", "unknown_closes", "suppressed"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        cr_assert_eq(clk_test_summary(m, keys[i]), clk_test_summary(both.report, keys[i]), "summary.%s: %s vs %s",
+                     keys[i], clk_test_excerpt(text), clk_test_excerpt(both.json_text));
+    /* the single run also counts its shell */
+    cr_assert_eq(clk_test_summary(m, "processes") + 1, clk_test_summary(both.report, "processes"));
+    same_entries(m, both.report, "leaks", text, both.json_text);
+    same_entries(m, both.report, "left_field_closes", text, both.json_text);
+    json_decref(m);
+    clk_test_proc_free(&p);
+    clk_test_run_free(&a);
+    clk_test_run_free(&b);
+    clk_test_run_free(&both);
+}
+
 Test(cli, report_bad_input, TIMEOUT)
 {
     char *dir = clk_test_mkdtemp();
