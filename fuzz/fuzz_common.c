@@ -17,10 +17,13 @@ static struct scratch {
 } scratch[MAX_SCRATCH];
 static int nscratch;
 
-static void remove_scratch(void)
+void clk_fuzz_scratch_remove(void)
 {
-    for (int i = 0; i < nscratch; i++)
+    for (int i = 0; i < nscratch; i++) {
         unlink(scratch[i].path);
+        close(scratch[i].fd);
+    }
+    nscratch = 0;
 }
 
 static struct scratch *scratch_for(const char *tag)
@@ -42,8 +45,10 @@ static struct scratch *scratch_for(const char *tag)
         abort();
     }
     s->tag = tag;
-    if (nscratch++ == 0)
-        atexit(remove_scratch);
+    static int registered;
+    if (!registered++)
+        atexit(clk_fuzz_scratch_remove);
+    nscratch++;
     return s;
 }
 

@@ -26,5 +26,7 @@ void clk_fuzz_fail(const char *what, const char *file, int line) __attribute__((
 /* The parsers take paths: writes data to this process's scratch file for `tag`
  * (created once, removed at exit) and returns its path. */
 const char *clk_fuzz_scratch(const char *tag, const uint8_t *data, size_t size);
+/* Removes the scratch files now (for drivers that leave by _exit, as Criterion's workers do). */
+void clk_fuzz_scratch_remove(void);
 
 #endif

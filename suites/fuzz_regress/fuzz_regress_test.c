@@ -111,6 +111,7 @@ static void replay(const char *target, int (*body)(const uint8_t *, size_t))
     size_t seeds = replay_dir("corpus", target, body);
     cr_assert_gt(seeds, 0, "no seed corpus in %s/corpus/%s", FUZZ_DIR, target);
     replay_dir("regressions", target, body);
+    clk_fuzz_scratch_remove();
 }
 
 Test(fuzz_regress, options)
@@ -150,6 +151,7 @@ Test(fuzz_regress, real_journals_accepted)
         replaying = 0;
         cr_assert_eq(rc, 0, "%s was refused (journal format changed? regenerate: fuzz/make_journal_seeds)", current);
     }
+    clk_fuzz_scratch_remove();
 }
 
 /* A blob head with a garbage slot count is skipped as corrupt, and the events after it still count. */
