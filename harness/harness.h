@@ -127,6 +127,11 @@ int clk_render_github(const struct clk_report *r, FILE *out, const struct clk_re
 /* The renderer for a format name, NULL when unknown. */
 clk_renderer clk_renderer_for(const char *format);
 #define CLK_FORMATS "text, json, junit, sarif, github"
+/* The first frame's function, NULL when unknown. */
+const char *clk_first_function(const struct clk_stack *s);
+/* " (FIRST, 2 times, test s::t, pids 1, 2)": the parenthesis messages end with;
+ * empty when there is nothing to say. */
+void clk_render_details(struct clk_buf *b, const struct clk_finding *f, const char *first, int with_test);
 /* A path relative to o->source_root when under it, else as is. */
 const char *clk_relative_path(const struct clk_render_opts *o, const char *path);
 

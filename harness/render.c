@@ -30,3 +30,35 @@ const char *clk_relative_path(const struct clk_render_opts *o, const char *path)
         return path + n + 1;
     return path;
 }
+
+const char *clk_first_function(const struct clk_stack *s)
+{
+    return s->n && s->f[0].function ? s->f[0].function : NULL;
+}
+
+void clk_render_details(struct clk_buf *b, const struct clk_finding *f, const char *first, int with_test)
+{
+    const char *sep = " (";
+    if (first && first[0]) {
+        clk_buf_printf(b, "%s%s", sep, first);
+        sep = ", ";
+    }
+    if (f->count > 1) {
+        clk_buf_printf(b, "%s%llu times", sep, (unsigned long long)f->count);
+        sep = ", ";
+    }
+    if (with_test && f->test) {
+        clk_buf_printf(b, "%stest %s", sep, f->test);
+        sep = ", ";
+    }
+    if (f->npids) {
+        clk_buf_printf(b, "%spid%s ", sep, f->npids == 1 ? "" : "s");
+        for (size_t i = 0; i < f->npids && i < 8; i++)
+            clk_buf_printf(b, "%s%d", i ? ", " : "", f->pids[i]);
+        if (f->npids > 8)
+            clk_buf_printf(b, ", ... (%zu in all)", f->npids);
+        sep = ", ";
+    }
+    if (sep[0] == ',')
+        clk_buf_add(b, ")", 1);
+}

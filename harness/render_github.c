@@ -73,11 +73,6 @@ static void stack_lines(struct clk_buf *b, const struct clk_render_opts *o, cons
     }
 }
 
-static const char *first_function(const struct clk_stack *s)
-{
-    return s->n && s->f[0].function ? s->f[0].function : NULL;
-}
-
 /* The annotation's text: a sentence about the annotated line, then the stacks. */
 static char *message(const struct clk_finding *f, const struct clk_render_opts *o)
 {
@@ -85,7 +80,7 @@ static char *message(const struct clk_finding *f, const struct clk_render_opts *
     clk_buf_printf(&b, "%s connection", f->backend);
     if (f->target)
         clk_buf_printf(&b, " to %s", f->target);
-    const char *opener = first_function(&f->opened_at), *first_closer = first_function(&f->first_closed_at);
+    const char *opener = clk_first_function(&f->opened_at), *first_closer = clk_first_function(&f->first_closed_at);
     if (f->kind == CLK_LEAK)
         clk_buf_printf(&b, f->checkout ? " checked out here is never returned to its pool"
                                        : " opened here is never closed");
@@ -94,33 +89,13 @@ static char *message(const struct clk_finding *f, const struct clk_render_opts *
     else
         clk_buf_printf(&b, " closed here was never seen open");
     /* the parenthesis: who else was involved, how often, in which test and processes */
-    const char *sep = " (";
-    if (f->kind == CLK_DOUBLE_CLOSE && opener) {
-        clk_buf_printf(&b, "%sopened by %s", sep, opener);
-        sep = ", ";
-    }
-    if (f->kind == CLK_DOUBLE_CLOSE && first_closer) {
-        clk_buf_printf(&b, "%sfirst closed by %s", sep, first_closer);
-        sep = ", ";
-    }
-    if (f->count > 1) {
-        clk_buf_printf(&b, "%s%llu times", sep, (unsigned long long)f->count);
-        sep = ", ";
-    }
-    if (f->test) {
-        clk_buf_printf(&b, "%stest %s", sep, f->test);
-        sep = ", ";
-    }
-    if (f->npids) {
-        clk_buf_printf(&b, "%spid%s ", sep, f->npids == 1 ? "" : "s");
-        for (size_t i = 0; i < f->npids && i < 8; i++)
-            clk_buf_printf(&b, "%s%d", i ? ", " : "", f->pids[i]);
-        if (f->npids > 8)
-            clk_buf_printf(&b, ", ... (%zu in all)", f->npids);
-        sep = ", ";
-    }
-    if (sep[0] == ',')
-        clk_buf_add(&b, ")", 1);
+    struct clk_buf first = {0};
+    if (f->kind == CLK_DOUBLE_CLOSE && opener)
+        clk_buf_printf(&first, "opened by %s", opener);
+    if (f->kind == CLK_DOUBLE_CLOSE && first_closer)
+        clk_buf_printf(&first, "%sfirst closed by %s", first.n ? ", " : "", first_closer);
+    clk_render_details(&b, f, first.p, 1);
+    free(first.p);
     if (f->baselined)
         clk_buf_printf(&b, "; known in the baseline, does not fail the run");
     if (f->kind == CLK_LEAK) {

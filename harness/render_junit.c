@@ -105,11 +105,6 @@ static void where(struct clk_buf *b, const struct clk_render_opts *o, const stru
         clk_buf_printf(b, " (%s:%d)", clk_relative_path(o, at->file), at->line);
 }
 
-static const char *first_function(const struct clk_stack *s)
-{
-    return s->n && s->f[0].function ? s->f[0].function : NULL;
-}
-
 /* The failure message: one line that says what, where, how often and in which processes. */
 static char *message(const struct clk_finding *f, const struct clk_render_opts *o)
 {
@@ -126,29 +121,15 @@ static char *message(const struct clk_finding *f, const struct clk_render_opts *
     case CLK_DOUBLE_CLOSE:
         clk_buf_printf(&b, " closed again");
         where(&b, o, &f->closed_at);
-        if (first_function(&f->first_closed_at))
-            clk_buf_printf(&b, " after %s closed it", first_function(&f->first_closed_at));
+        if (clk_first_function(&f->first_closed_at))
+            clk_buf_printf(&b, " after %s closed it", clk_first_function(&f->first_closed_at));
         break;
     case CLK_UNKNOWN_CLOSE:
         clk_buf_printf(&b, " never seen open is closed");
         where(&b, o, &f->closed_at);
         break;
     }
-    const char *sep = " (";
-    if (f->count > 1) {
-        clk_buf_printf(&b, "%s%llu times", sep, (unsigned long long)f->count);
-        sep = ", ";
-    }
-    if (f->npids) {
-        clk_buf_printf(&b, "%spid%s ", sep, f->npids == 1 ? "" : "s");
-        for (size_t i = 0; i < f->npids && i < 8; i++)
-            clk_buf_printf(&b, "%s%d", i ? ", " : "", f->pids[i]);
-        if (f->npids > 8)
-            clk_buf_printf(&b, ", ... (%zu in all)", f->npids);
-        sep = ", ";
-    }
-    if (sep[0] == ',')
-        clk_buf_add(&b, ")", 1);
+    clk_render_details(&b, f, NULL, 0);
     return b.p;
 }
 

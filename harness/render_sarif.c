@@ -159,39 +159,6 @@ static const struct clk_stack *primary_stack(const struct clk_finding *f)
     return f->kind == CLK_LEAK ? &f->opened_at : &f->closed_at;
 }
 
-static const char *function_name(const struct clk_stack *s)
-{
-    return s->n && s->f[0].function ? s->f[0].function : NULL;
-}
-
-/* "(2 times, test s::t, pids 1, 2)": the parenthesis every message ends with; `first` leads it when set. */
-static void details(struct clk_buf *b, const struct clk_finding *f, const char *first)
-{
-    const char *sep = " (";
-    if (first) {
-        clk_buf_printf(b, "%s%s", sep, first);
-        sep = ", ";
-    }
-    if (f->count > 1) {
-        clk_buf_printf(b, "%s%llu times", sep, (unsigned long long)f->count);
-        sep = ", ";
-    }
-    if (f->test) {
-        clk_buf_printf(b, "%stest %s", sep, f->test);
-        sep = ", ";
-    }
-    if (f->npids) {
-        clk_buf_printf(b, "%spid%s ", sep, f->npids == 1 ? "" : "s");
-        for (size_t i = 0; i < f->npids && i < 8; i++)
-            clk_buf_printf(b, "%s%d", i ? ", " : "", f->pids[i]);
-        if (f->npids > 8)
-            clk_buf_printf(b, ", ... (%zu in all)", f->npids);
-        sep = ", ";
-    }
-    if (sep[0] == ',')
-        clk_buf_add(b, ")", 1);
-}
-
 /* One sentence about the finding, phrased for its location ("opened here"). */
 static char *message(const struct clk_finding *f)
 {
@@ -207,16 +174,16 @@ static char *message(const struct clk_finding *f)
         break;
     case CLK_DOUBLE_CLOSE:
         clk_buf_printf(&b, " closed here was already closed");
-        if (function_name(&f->opened_at))
-            clk_buf_printf(&first, "opened by %s", function_name(&f->opened_at));
-        if (function_name(&f->first_closed_at))
-            clk_buf_printf(&first, "%sfirst closed by %s", first.n ? ", " : "", function_name(&f->first_closed_at));
+        if (clk_first_function(&f->opened_at))
+            clk_buf_printf(&first, "opened by %s", clk_first_function(&f->opened_at));
+        if (clk_first_function(&f->first_closed_at))
+            clk_buf_printf(&first, "%sfirst closed by %s", first.n ? ", " : "", clk_first_function(&f->first_closed_at));
         break;
     case CLK_UNKNOWN_CLOSE:
         clk_buf_printf(&b, " closed here was never seen open");
         break;
     }
-    details(&b, f, first.n ? first.p : NULL);
+    clk_render_details(&b, f, first.n ? first.p : NULL, 1);
     free(first.p);
     return b.p;
 }

@@ -76,17 +76,8 @@ static int scan_cb(struct dl_phdr_info *info, size_t size, void *data)
     struct scan *s = data;
     if (s->n >= MAX_MODULES)
         return 1;
-    uint64_t lo = UINT64_MAX, hi = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD)
-            continue;
-        uint64_t a = info->dlpi_addr + ph->p_vaddr;
-        if (a < lo)
-            lo = a;
-        if (a + ph->p_memsz > hi)
-            hi = a + ph->p_memsz;
-    }
+    uint64_t lo, hi;
+    clk_phdr_bounds(info, &lo, &hi);
     if (hi <= lo)
         return 0;
     s->found[s->n].start = lo;

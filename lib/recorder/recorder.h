@@ -39,6 +39,9 @@ CLK_HIDDEN void clk_stack_init(void);
 /* The same for connleak_record: also drops the calling pool library's own leading frames. */
 CLK_HIDDEN int clk_stack_capture_api(uint64_t *ips, int max);
 CLK_HIDDEN int clk_addr_is_ours(uint64_t ip);
+/* The address range of a loaded object's PT_LOAD segments. */
+struct dl_phdr_info;
+CLK_HIDDEN void clk_phdr_bounds(const struct dl_phdr_info *info, uint64_t *lo, uint64_t *hi);
 
 /* ---- table.c: sharded open-addressing map u64 -> 3×u64 ---- */
 struct clk_slot {

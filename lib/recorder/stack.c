@@ -7,27 +7,37 @@
 
 static uint64_t self_start, self_end;
 
-struct find_self {
-    uint64_t addr;
-};
-
-static int find_self_cb(struct dl_phdr_info *info, size_t size, void *data)
+void clk_phdr_bounds(const struct dl_phdr_info *info, uint64_t *lo, uint64_t *hi)
 {
-    struct find_self *f = data;
-    uint64_t lo = UINT64_MAX, hi = 0;
+    *lo = UINT64_MAX;
+    *hi = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD)
             continue;
         uint64_t a = info->dlpi_addr + ph->p_vaddr;
-        if (a < lo)
-            lo = a;
-        if (a + ph->p_memsz > hi)
-            hi = a + ph->p_memsz;
+        if (a < *lo)
+            *lo = a;
+        if (a + ph->p_memsz > *hi)
+            *hi = a + ph->p_memsz;
     }
+}
+
+/* The loaded object an address lies in. */
+struct find_range {
+    uint64_t addr, start, end;
+    int is_main;
+};
+
+static int find_range_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    struct find_range *f = data;
+    uint64_t lo, hi;
+    clk_phdr_bounds(info, &lo, &hi);
     if (f->addr >= lo && f->addr < hi) {
-        self_start = lo;
-        self_end = hi;
+        f->start = lo;
+        f->end = hi;
+        f->is_main = !info->dlpi_name || !info->dlpi_name[0];
         return 1;
     }
     return 0;
@@ -40,8 +50,11 @@ int clk_addr_is_ours(uint64_t ip)
 
 void clk_stack_init(void)
 {
-    struct find_self f = {(uint64_t)(uintptr_t)&clk_stack_init};
-    dl_iterate_phdr(find_self_cb, &f);
+    struct find_range f = {(uint64_t)(uintptr_t)&clk_stack_init, 0, 0, 0};
+    if (dl_iterate_phdr(find_range_cb, &f)) {
+        self_start = f.start;
+        self_end = f.end;
+    }
     /* libunwind's first walk in a process costs ~150 µs: pay it here, not in the first event */
     uint64_t warm[8];
     clk_stack_capture(warm, 8);
@@ -73,34 +86,6 @@ static struct {
 } libs[MAX_LIBS];
 static int nlibs; /* atomic */
 static pthread_mutex_t libs_mu = PTHREAD_MUTEX_INITIALIZER;
-
-struct find_range {
-    uint64_t addr, start, end;
-    int is_main;
-};
-
-static int find_range_cb(struct dl_phdr_info *info, size_t size, void *data)
-{
-    struct find_range *f = data;
-    uint64_t lo = UINT64_MAX, hi = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD)
-            continue;
-        uint64_t a = info->dlpi_addr + ph->p_vaddr;
-        if (a < lo)
-            lo = a;
-        if (a + ph->p_memsz > hi)
-            hi = a + ph->p_memsz;
-    }
-    if (f->addr >= lo && f->addr < hi) {
-        f->start = lo;
-        f->end = hi;
-        f->is_main = !info->dlpi_name || !info->dlpi_name[0];
-        return 1;
-    }
-    return 0;
-}
 
 static int lib_range(uint64_t ip, uint64_t *start, uint64_t *end)
 {
