@@ -10,7 +10,7 @@
 #define NS_POOL (1ull << 62)
 #define NS_CHECKOUT (2ull << 62)
 
-enum { ST_OPEN = 1, ST_CLOSED = 2, ST_CLOSING = 3 };
+enum { ST_OPEN = 1, ST_CLOSED = 2 };
 #define F_INHERITED 0x1u
 
 /* slot layout: v[0] = state | backend<<8 | flags<<16 | target<<32
@@ -194,7 +194,7 @@ static void write_event(uint64_t slot, uint8_t type, uint8_t backend, uint16_t f
     rec.u.ev.first_close_stack = first_close;
     rec.u.ev.test = test;
     rec.u.ev.result = result;
-    rec.u.ev.time_ns = clk_now_ns(0);
+    /* no timestamp: the CLI orders by slot, and a clock read per event is cost without use */
     clk_journal_commit(slot, &rec, type);
 }
 
@@ -208,7 +208,7 @@ static void track_open_ns(uint64_t ns, uint8_t backend, uint64_t handle, uint32_
     struct clk_slot *s = clk_table_lock(&handles, handle ^ ns, 1, &held);
     if (s) {
         /* an open entry at a reused address was freed by a path we did not see;
-         * a closing one is being closed by another thread (its close counts it) */
+         * a closed one may still be finishing its close in another thread (which counts it) */
         int was_open = ST(s->v[0]) == ST_OPEN;
         s->v[0] = V0(ST_OPEN, backend, 0, target);
         s->v[1] = stack;
@@ -275,6 +275,9 @@ static void remember_left_field(uint64_t key, uint8_t backend, uint32_t stack, i
     clk_table_unlock(held);
 }
 
+/* The connection is marked closed before the real call (a concurrent second
+ * close is then a double close, and a reuse of the address an open); the rare
+ * close that fails (SQLITE_BUSY) marks it open again. */
 static enum clk_close_verdict close_begin_ns(uint64_t ns, uint8_t backend, uint64_t handle, uint32_t stack,
                                              struct clk_pending *p)
 {
@@ -294,12 +297,12 @@ static enum clk_close_verdict close_begin_ns(uint64_t ns, uint8_t backend, uint6
         p->flags = FLAGS(s->v[0]) & F_INHERITED ? CONNLEAK_RAWF_INHERITED : 0;
         if (!backend)
             p->backend = BACKEND(s->v[0]);
-        s->v[0] = (s->v[0] & ~0xffull) | ST_CLOSING;
+        s->v[0] = (s->v[0] & ~0xffull) | ST_CLOSED;
         s->v[1] = (s->v[1] & 0xffffffffull) | (uint64_t)stack << 32;
         clk_table_unlock(held);
         return CLK_CLOSE_PASS;
     }
-    if (st == ST_CLOSED || st == ST_CLOSING) {
+    if (st == ST_CLOSED) {
         p->kind = CONNLEAK_REC_DOUBLE_CLOSE;
         p->open_stack = (uint32_t)s->v[1];
         p->first_close_stack = (uint32_t)(s->v[1] >> 32);
@@ -327,12 +330,13 @@ static void close_done_ns(uint64_t ns, struct clk_pending *p, int gone, int resu
         write_event(p->slot, CONNLEAK_REC_UNKNOWN_CLOSE, p->backend, 0, p->handle, p->stack, 0, 0, 0, 0, result);
         return;
     }
-    struct clk_shard *held;
-    struct clk_slot *s = clk_table_lock(&handles, p->handle ^ ns, 0, &held);
-    if (s && ST(s->v[0]) == ST_CLOSING)
-        s->v[0] = (s->v[0] & ~0xffull) | (gone ? ST_CLOSED : ST_OPEN);
-    clk_table_unlock(held);
     if (!gone) {
+        /* the handle was not freed, so no open can have taken its address meanwhile */
+        struct clk_shard *held;
+        struct clk_slot *s = clk_table_lock(&handles, p->handle ^ ns, 0, &held);
+        if (s && ST(s->v[0]) == ST_CLOSED)
+            s->v[0] = (s->v[0] & ~0xffull) | ST_OPEN;
+        clk_table_unlock(held);
         /* SQLITE_BUSY: the connection stays open */
         write_event(p->slot, CONNLEAK_REC_CLOSE_BUSY, p->backend, 0, p->handle, p->stack, 0, 0, 0, 0, result);
         return;
