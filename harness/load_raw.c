@@ -406,7 +406,8 @@ int clk_load_run_dir(struct clk_report *r, const char *dir)
         }
     }
     closedir(d);
-    qsort(names, n, sizeof *names, by_name);
+    if (n > 1) /* names is NULL in an empty directory: qsort's base must not be */
+        qsort(names, n, sizeof *names, by_name);
     int rc = 0;
     struct timespec t0, last;
     clock_gettime(CLOCK_MONOTONIC, &t0);

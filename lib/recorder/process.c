@@ -72,8 +72,10 @@ static void after_fork_child(void)
     clk_arena_after_fork();
     clk_track_after_fork(1);
     clk_intern_after_fork();
-    clk_track_mark_inherited();
     clk_journal_after_fork_child(); /* also releases the journal's lock */
+    /* after every lock taken in prepare_fork is released: walking the handles
+     * with the journal's lock still held took the two in the opposite order */
+    clk_track_mark_inherited();
 }
 
 /* ---- exit ---- */

@@ -4,7 +4,9 @@
 
 #include "recorder.h"
 
-#define INITIAL_CAP 256u
+#define INITIAL_CAP 16u
+/* arrays up to this size come from the arena (dense: a few pages for all shards), larger ones are mapped */
+#define SMALL_BYTES 4096u
 
 /* mmap, not malloc: the host's allocator may be the thing being called when we run. */
 static void *map_zeroed(size_t n)
@@ -80,7 +82,8 @@ static void grow(struct clk_shard *s)
     uint32_t seen_cap = s->cap;
     pthread_mutex_unlock(&s->mu);
     uint32_t ncap = seen_cap ? seen_cap * 2 : INITIAL_CAP;
-    struct clk_slot *fresh = map_zeroed((size_t)ncap * sizeof *fresh);
+    size_t nbytes = (size_t)ncap * sizeof(struct clk_slot);
+    struct clk_slot *fresh = nbytes <= SMALL_BYTES ? clk_arena_alloc(nbytes) : map_zeroed(nbytes);
     struct clk_slot *old = NULL;
     size_t old_bytes = 0;
     pthread_mutex_lock(&s->mu);
@@ -89,7 +92,8 @@ static void grow(struct clk_shard *s)
     if (s->cap != seen_cap) {
         /* another thread grew it first */
         pthread_mutex_unlock(&s->mu);
-        munmap(fresh, (size_t)ncap * sizeof *fresh);
+        if (nbytes > SMALL_BYTES)
+            munmap(fresh, nbytes);
         pthread_mutex_lock(&s->mu);
         return;
     }
@@ -104,7 +108,7 @@ static void grow(struct clk_shard *s)
             struct clk_slot *n = insert(s, old[i].key);
             memcpy(n->v, old[i].v, sizeof n->v);
         }
-    if (old) {
+    if (old && old_bytes > SMALL_BYTES) {
         pthread_mutex_unlock(&s->mu);
         munmap(old, old_bytes);
         pthread_mutex_lock(&s->mu);

@@ -426,7 +426,8 @@ __attribute__((visibility("default"))) int connleak_record(connleak_event event,
         return -1;
     clk_ensure_init();
     uint64_t ips[CLK_MAX_DEPTH];
-    int n = clk_stack_capture_api(ips, clk_opts.stack_depth);
+    /* no report shows where a checkout came back: a checkin needs no stack */
+    int n = event == CONNLEAK_EVENT_CHECKIN ? 0 : clk_stack_capture_api(ips, clk_opts.stack_depth);
     uint64_t h = (uint64_t)(uintptr_t)conn;
     uint8_t b = raw_backend(backend);
     struct clk_pending p;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "clk_assert.h"
 
@@ -560,5 +561,24 @@ Test(cli, sqlite3_shell_session_is_clean, TIMEOUT)
     clk_assert_summary(&r, "double_closes", 0);
     clk_assert_summary(&r, "unknown_closes", 0);
     clk_test_run_free(&r);
+    clk_test_rmtree(dir);
+}
+
+Test(cli, output_to_a_device_writes_through_it, TIMEOUT)
+{
+    /* --output /dev/null (here through a link to it) must not replace the device with a file */
+    char *dir = clk_test_mkdtemp();
+    char *link = clk_test_path(dir, "devnull");
+    cr_assert_eq(symlink("/dev/null", link), 0);
+    clk_test_proc p;
+    char *fx = clk_test_fixture("fx_sqlite");
+    cli(&p, ARGS(clk_test_cli(), "run", "--format", "sarif", "--output", link, "--", fx, "clean", ":memory:"));
+    cr_assert_eq(p.status, 0, "exit %d: %s", p.status, clk_test_excerpt(p.err));
+    struct stat st;
+    cr_assert_eq(lstat(link, &st), 0);
+    cr_assert(S_ISLNK(st.st_mode), "the link to /dev/null was replaced by a file");
+    cr_assert_eq(stat(link, &st), 0);
+    cr_assert(S_ISCHR(st.st_mode), "/dev/null is no longer a device");
+    clk_test_proc_free(&p);
     clk_test_rmtree(dir);
 }
