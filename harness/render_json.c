@@ -74,39 +74,59 @@ static json_t *finding_json(const struct clk_finding *f)
     return o;
 }
 
+/* One member, `"key": value`, the value compact; jansson owns nothing after. */
+static void member(FILE *out, const char *key, json_t *value, int last)
+{
+    fprintf(out, "  \"%s\": ", key);
+    json_dumpf(value, out, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    fputs(last ? "\n" : ",\n", out);
+    json_decref(value);
+}
+
+/* A list of findings, one compact object per line. */
+static void findings(FILE *out, const struct clk_report *r, const char *key, int which)
+{
+    fprintf(out, "  \"%s\": [", key);
+    int first = 1;
+    for (size_t i = 0; i < r->nfindings; i++) {
+        const struct clk_finding *f = r->findings[i];
+        int in = which == 2 ? f->suppressed : !f->suppressed && ((f->kind == CLK_LEAK) == (which == 0));
+        if (!in)
+            continue;
+        json_t *j = finding_json(f);
+        if (f->suppressed)
+            json_object_set_new(j, "kind", json_string(clk_kind_name(f->kind)));
+        fputs(first ? "\n    " : ",\n    ", out);
+        json_dumpf(j, out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(j);
+        first = 0;
+    }
+    fputs(first ? "],\n" : "\n  ],\n", out);
+}
+
+/* Streamed a finding at a time: a report of 100,000 findings would be millions
+ * of jansson objects if built whole. */
 int clk_render_json(const struct clk_report *r, FILE *out, const struct clk_render_opts *o)
 {
-    json_t *root = json_object();
     json_t *cmd = json_array();
     for (int i = 0; i < r->ncommand; i++)
         json_array_append_new(cmd, str_or_null(r->command[i]));
-    json_t *leaks = json_array(), *closes = json_array(), *suppressed = json_array(), *notes = json_array();
-    for (size_t i = 0; i < r->nfindings; i++) {
-        const struct clk_finding *f = r->findings[i];
-        json_t *j = finding_json(f);
-        if (f->suppressed) {
-            json_object_set_new(j, "kind", json_string(clk_kind_name(f->kind)));
-            json_array_append_new(suppressed, j);
-        } else
-            json_array_append_new(f->kind == CLK_LEAK ? leaks : closes, j);
-    }
+    json_t *notes = json_array();
     for (size_t i = 0; i < r->nnotes; i++)
         json_array_append_new(notes, str_or_null(r->notes[i]));
-    json_object_set_new(root, "version", json_integer(1));
-    json_object_set_new(root, "command", cmd);
-    json_object_set_new(root, "summary",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "processes", (json_int_t)r->summary.processes,
-                                  "connects", (json_int_t)r->summary.connects, "closes",
-                                  (json_int_t)r->summary.closes, "leaks", (json_int_t)r->summary.leaks,
-                                  "double_closes", (json_int_t)r->summary.double_closes, "unknown_closes",
-                                  (json_int_t)r->summary.unknown_closes, "suppressed",
-                                  (json_int_t)r->summary.suppressed, "baselined", (json_int_t)r->summary.baselined));
-    json_object_set_new(root, "leaks", leaks);
-    json_object_set_new(root, "left_field_closes", closes);
-    json_object_set_new(root, "suppressed", suppressed);
-    json_object_set_new(root, "notes", notes);
-    int rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    fputc('\n', out);
-    json_decref(root);
-    return rc;
+    fputs("{\n  \"version\": 1,\n", out);
+    member(out, "command", cmd, 0);
+    member(out, "summary",
+           json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "processes", (json_int_t)r->summary.processes,
+                     "connects", (json_int_t)r->summary.connects, "closes", (json_int_t)r->summary.closes, "leaks",
+                     (json_int_t)r->summary.leaks, "double_closes", (json_int_t)r->summary.double_closes,
+                     "unknown_closes", (json_int_t)r->summary.unknown_closes, "suppressed",
+                     (json_int_t)r->summary.suppressed, "baselined", (json_int_t)r->summary.baselined),
+           0);
+    findings(out, r, "leaks", 0);
+    findings(out, r, "left_field_closes", 1);
+    findings(out, r, "suppressed", 2);
+    member(out, "notes", notes, 1);
+    fputs("}\n", out);
+    return ferror(out) ? -1 : 0;
 }

@@ -200,13 +200,14 @@ DBT_BOTH(tracker, dbconf_track_env_tracks_every_engine)
 struct worker {
     dbconf_engine *e;
     int rounds, errors;
+    char why[256];
 };
 
 static void *work(void *p)
 {
     struct worker *w = p;
     for (int i = 0; i < w->rounds; i++) {
-        dbconf_conn *c = dbconf_checkout(w->e, NULL, 0);
+        dbconf_conn *c = dbconf_checkout(w->e, w->why, sizeof w->why);
         if (!c) {
             w->errors++;
             continue;
@@ -226,12 +227,12 @@ DBT_BOTH(tracker, many_threads_lose_no_event)
     pthread_t t[THREADS];
     struct worker w[THREADS];
     for (int i = 0; i < THREADS; i++) {
-        w[i] = (struct worker){e, ROUNDS, 0};
+        w[i] = (struct worker){e, ROUNDS, 0, ""};
         pthread_create(&t[i], NULL, work, &w[i]);
     }
     for (int i = 0; i < THREADS; i++) {
         pthread_join(t[i], NULL);
-        cr_assert_eq(w[i].errors, 0);
+        cr_assert_eq(w[i].errors, 0, "%d checkouts failed: %s", w[i].errors, w[i].why);
     }
     connleak_counts n = counts();
     dbconf_pool_stats st;
