@@ -74,11 +74,27 @@ static json_t *finding_json(const struct clk_finding *f)
     return o;
 }
 
+/* jansson writes a token at a time: gather a value in memory, then write it once. */
+static int gather(const char *p, size_t n, void *data)
+{
+    clk_buf_add(data, p, n);
+    return 0;
+}
+
+static void dump(json_t *value, FILE *out, size_t flags)
+{
+    struct clk_buf b = {0};
+    json_dump_callback(value, gather, &b, flags);
+    if (b.n)
+        fwrite(b.p, 1, b.n, out);
+    free(b.p);
+}
+
 /* One member, `"key": value`, the value compact; jansson owns nothing after. */
 static void member(FILE *out, const char *key, json_t *value, int last)
 {
     fprintf(out, "  \"%s\": ", key);
-    json_dumpf(value, out, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    dump(value, out, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
     fputs(last ? "\n" : ",\n", out);
     json_decref(value);
 }
@@ -97,7 +113,7 @@ static void findings(FILE *out, const struct clk_report *r, const char *key, int
         if (f->suppressed)
             json_object_set_new(j, "kind", json_string(clk_kind_name(f->kind)));
         fputs(first ? "\n    " : ",\n    ", out);
-        json_dumpf(j, out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        dump(j, out, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(j);
         first = 0;
     }

@@ -215,12 +215,26 @@ static FILE *open_output(const char *path, char *tmp, size_t cap)
 static int render_one(const struct clk_report *r, const struct output *out, const struct clk_render_opts *ro)
 {
     char tmp[PATH_MAX + 32];
-    FILE *f = out->path ? open_output(out->path, tmp, sizeof tmp) : stderr;
+    FILE *f;
+    if (out->path) {
+        f = open_output(out->path, tmp, sizeof tmp);
+    } else {
+        /* stderr is unbuffered: a large report would be a write per token */
+        fflush(stderr);
+        int fd = dup(2);
+        f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (f)
+            setvbuf(f, NULL, _IOFBF, 1 << 16);
+        else
+            f = stderr;
+    }
     if (!f) {
         clk_err("cannot write %s: %s", out->path, strerror(errno));
         return -1;
     }
     int rc = clk_renderer_for(out->format)(r, f, ro);
+    if (!out->path && f != stderr && fclose(f) != 0)
+        rc = -1;
     if (out->path) {
         if (fclose(f) != 0)
             rc = -1;
