@@ -109,6 +109,12 @@ static struct {
 } libs[MAX_LIBS];
 static int nlibs; /* atomic */
 static pthread_mutex_t libs_mu = PTHREAD_MUTEX_INITIALIZER;
+/* The main program's range, once found (atomics; end is published last, so
+ * end != 0 means start is set): a pool compiled into the program must not
+ * cost a dl_iterate_phdr per event. That call holds the loader's lock, which
+ * fork does not reset: a child forked while another thread was in it hangs at
+ * its first stack walk or at exit (suites/stress/tsan_stress.c found it). */
+static uint64_t main_start, main_end;
 
 static int lib_range(uint64_t ip, uint64_t *start, uint64_t *end)
 {
@@ -119,9 +125,17 @@ static int lib_range(uint64_t ip, uint64_t *start, uint64_t *end)
             *end = libs[i].end;
             return 1;
         }
-    struct find_range f = {ip, 0, 0, 0};
-    if (!dl_iterate_phdr(find_range_cb, &f) || f.is_main)
+    uint64_t mend = __atomic_load_n(&main_end, __ATOMIC_ACQUIRE);
+    if (mend && ip >= __atomic_load_n(&main_start, __ATOMIC_RELAXED) && ip < mend)
         return 0;
+    struct find_range f = {ip, 0, 0, 0};
+    if (!dl_iterate_phdr(find_range_cb, &f))
+        return 0;
+    if (f.is_main) {
+        __atomic_store_n(&main_start, f.start, __ATOMIC_RELAXED);
+        __atomic_store_n(&main_end, f.end, __ATOMIC_RELEASE);
+        return 0;
+    }
     pthread_mutex_lock(&libs_mu);
     if (nlibs < MAX_LIBS) {
         libs[nlibs].start = f.start;

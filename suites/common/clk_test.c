@@ -104,6 +104,49 @@ static char **make_env(const char *const *changes)
 
 /* ---- running a child ---- */
 
+/* $CONNLEAK_TEST_TIMEOUT_MULTIPLIER (the sanitizer and Valgrind setups): every
+ * watchdog is that many times longer. 1 when unset or not a positive number. */
+static double timeout_multiplier(void)
+{
+    const char *v = getenv("CONNLEAK_TEST_TIMEOUT_MULTIPLIER");
+    char *end;
+    double m = v && *v ? strtod(v, &end) : 1.0;
+    return v && *v && !*end && m > 0 ? m : 1.0;
+}
+
+/* $CONNLEAK_CLI_WRAPPER (meson test --setup valgrind): a space-separated
+ * prefix put before the CLI wherever a test runs it ($CONNLEAK_CLI as argv[0]).
+ * Returns a malloc'd argv (free it, not its strings), or NULL: run argv as is. */
+static const char **wrap_cli(const char *const *argv)
+{
+    const char *wrapper = getenv("CONNLEAK_CLI_WRAPPER");
+    const char *cli = getenv("CONNLEAK_CLI");
+    if (!wrapper || !*wrapper || !cli || !*cli || strcmp(argv[0], cli) != 0)
+        return NULL;
+    static char *words_buf;
+    static const char *words[32];
+    static size_t nwords;
+    if (!words_buf) {
+        words_buf = strdup(wrapper);
+        if (!words_buf)
+            die("out of memory");
+        for (char *save = NULL, *w = strtok_r(words_buf, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+            if (nwords == sizeof words / sizeof words[0])
+                die("CONNLEAK_CLI_WRAPPER has more than %zu words", sizeof words / sizeof words[0]);
+            words[nwords++] = w;
+        }
+    }
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    const char **out = calloc(nwords + n + 1, sizeof *out);
+    if (!out)
+        die("out of memory");
+    memcpy(out, words, nwords * sizeof *out);
+    memcpy(out + nwords, argv, (n + 1) * sizeof *out);
+    return out;
+}
+
 int clk_test_exec(const char *const *argv, const char *const *env, const char *cwd,
                   int timeout_s, clk_test_proc *p)
 {
@@ -111,6 +154,10 @@ int clk_test_exec(const char *const *argv, const char *const *env, const char *c
     p->status = -1;
     if (timeout_s <= 0)
         timeout_s = CLK_TEST_TIMEOUT_S;
+    timeout_s = (int)(timeout_s * timeout_multiplier());
+    const char **wrapped = wrap_cli(argv);
+    const char *const *run_argv = wrapped ? wrapped : argv;
+    const char *prog = run_argv[0]; /* argv's or the wrapper's string: outlives `wrapped` */
 
     int outp[2], errp[2], failp[2];
     if (pipe2(outp, O_CLOEXEC) || pipe2(errp, O_CLOEXEC) || pipe2(failp, O_CLOEXEC))
@@ -134,13 +181,14 @@ int clk_test_exec(const char *const *argv, const char *const *env, const char *c
             (void)!write(failp[1], &e, sizeof e);
             _exit(126);
         }
-        execvpe(argv[0], (char *const *)argv, envp);
+        execvpe(run_argv[0], (char *const *)run_argv, envp);
         int e = errno;
         (void)!write(failp[1], &e, sizeof e);
         _exit(127);
     }
     setpgid(pid, pid);
     free(envp);
+    free(wrapped);
     close(outp[1]);
     close(errp[1]);
     close(failp[1]);
@@ -222,7 +270,7 @@ int clk_test_exec(const char *const *argv, const char *const *env, const char *c
     p->err = buf_take(&err, &p->err_len);
     if (fr == (ssize_t)sizeof e) {
         char msg[512];
-        snprintf(msg, sizeof msg, "clk_test: cannot start %s: %s\n", argv[0], strerror(e));
+        snprintf(msg, sizeof msg, "clk_test: cannot start %s: %s\n", prog, strerror(e));
         struct buf eb = {p->err, p->err_len, p->err_len + 1};
         buf_add(&eb, msg, strlen(msg));
         p->err = eb.p;

@@ -11,7 +11,9 @@
 extern "C" {
 #endif
 
-/* Watchdog for every child run: a deadlock fails the test instead of hanging it. */
+/* Watchdog for every child run: a deadlock fails the test instead of hanging it.
+ * Multiplied by $CONNLEAK_TEST_TIMEOUT_MULTIPLIER when set (the sanitizer and
+ * Valgrind setups of the top-level meson.build). */
 #define CLK_TEST_TIMEOUT_S 60
 
 /* What a finished child did. */
@@ -30,7 +32,11 @@ typedef struct clk_test_proc {
  * and "KEY" to unset; may be NULL) in directory `cwd` (NULL: unchanged),
  * stdin from /dev/null, capturing stdout and stderr. After `timeout_s`
  * seconds (<= 0: CLK_TEST_TIMEOUT_S) the child's process group gets SIGTERM
- * and, 5 s later, SIGKILL. Returns p->status. */
+ * and, 5 s later, SIGKILL. Returns p->status.
+ * When argv[0] is $CONNLEAK_CLI and $CONNLEAK_CLI_WRAPPER is set (meson test
+ * --setup valgrind), the wrapper's space-separated words run first, e.g.
+ * "valgrind --error-exitcode=99 -q" $CONNLEAK_CLI run ...; the status is the
+ * wrapper's. */
 int clk_test_exec(const char *const *argv, const char *const *env, const char *cwd,
                   int timeout_s, clk_test_proc *p);
 void clk_test_proc_free(clk_test_proc *p);
