@@ -109,7 +109,17 @@ static int sq_setup(dbconf_engine *e, sqlite3 *db, struct sq_state *st, char *er
      * that later writes can still meet SQLITE_BUSY, which is why
      * dbconf_begin(.., with_for_update=1) takes the write lock up front */
     char mode[32] = "";
-    rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL", first_value_cb, mode, &msg);
+    /* a connection that finds another one in the middle of the switch (or of WAL
+     * recovery) can be told SQLITE_BUSY without its busy handler being asked:
+     * try again, within the busy timeout */
+    for (int waited_ms = 0;; waited_ms += 10) {
+        rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL", first_value_cb, mode, &msg);
+        if ((rc & 0xff) != SQLITE_BUSY || waited_ms >= e->busy_timeout_ms)
+            break;
+        sqlite3_free(msg);
+        msg = NULL;
+        sqlite3_sleep(10);
+    }
     if (rc != SQLITE_OK)
         goto fail;
     if (strcmp(mode, "wal") != 0) {
