@@ -21,7 +21,8 @@ static uint32_t committed[MAX_CHUNKS];  /* atomic: slots finished per chunk */
 static uint64_t lost;                   /* atomic: events that found no room */
 static pthread_mutex_t map_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t chunks_seen;            /* under map_mu: one past the highest chunk ever mapped */
-uint32_t clk_journal_generation;        /* bumped per new journal (fork); intern.c re-emits per generation */
+uint32_t clk_journal_generation;
+int clk_journal_forked;                 /* this journal belongs to a fork child that has not exec'd */        /* bumped per new journal (fork); intern.c re-emits per generation */
 
 int clk_journal_active(void)
 {
@@ -187,6 +188,7 @@ int clk_journal_start(int forked)
     h.pid = (int32_t)getpid();
     h.ppid = (int32_t)getppid();
     h.forked = (uint32_t)forked;
+    clk_journal_forked = forked;
     h.start_ns = clk_now_ns(1);
     h.stack_depth = (uint32_t)clk_opts.stack_depth;
     char exe[4096];

@@ -90,7 +90,10 @@ __attribute__((destructor)) static void clk_fini(void)
         return;
     clk_in_wrapper++;
     if (clk_journal_active()) {
-        clk_intern_all_modules();
+        /* a fork child has its parent's objects, and the loader's lock may have
+         * been held by a parent thread at fork time: no rescan there */
+        if (!clk_journal_forked)
+            clk_intern_all_modules();
         clk_journal_exit();
     }
     else if (clk_opts.report)

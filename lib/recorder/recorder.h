@@ -89,6 +89,7 @@ CLK_HIDDEN void clk_journal_after_fork_parent(void);
 CLK_HIDDEN void clk_journal_after_fork_child(void);
 CLK_HIDDEN void clk_journal_exit(void);
 CLK_HIDDEN extern uint32_t clk_journal_generation;
+CLK_HIDDEN extern int clk_journal_forked;
 
 /* ---- intern.c: stacks, strings and modules, each written once ---- */
 CLK_HIDDEN uint32_t clk_intern_stack(const uint64_t *ips, int n);
@@ -137,6 +138,17 @@ CLK_HIDDEN uint32_t clk_current_test(void);
 
 /* ---- real.c: the database libraries' own functions ---- */
 CLK_HIDDEN void *clk_real(const char *name, const char *const *libs);
+/* The real `name` from `libs`, resolved on first use (the library may be loaded after us) and cached. */
+#define CLK_REAL(type, name, libs)                                \
+    ({                                                            \
+        static type cached_;                                      \
+        type f_ = __atomic_load_n(&cached_, __ATOMIC_ACQUIRE);    \
+        if (!f_) {                                                \
+            f_ = (type)clk_real(#name, libs);                     \
+            __atomic_store_n(&cached_, f_, __ATOMIC_RELEASE);     \
+        }                                                         \
+        f_;                                                       \
+    })
 
 /* ---- redact.c (shared with harness/) ---- */
 #include "redact.h"

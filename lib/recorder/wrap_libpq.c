@@ -15,17 +15,6 @@ typedef void (*finish_fn)(PGconn *);
 typedef char *(*accessor_fn)(const PGconn *);
 typedef ConnStatusType (*status_fn)(const PGconn *);
 
-#define REAL(type, name)                                                              \
-    ({                                                                                \
-        static type cached;                                                           \
-        type f = __atomic_load_n(&cached, __ATOMIC_ACQUIRE);                          \
-        if (!f) {                                                                     \
-            f = (type)clk_real(#name, pq_libs);                                       \
-            __atomic_store_n(&cached, f, __ATOMIC_RELEASE);                           \
-        }                                                                             \
-        f;                                                                            \
-    })
-
 static const char *or_empty(const char *s)
 {
     return s ? s : "";
@@ -34,8 +23,10 @@ static const char *or_empty(const char *s)
 /* The target is rebuilt from what libpq settled on, so no password can be in it. */
 static void describe(PGconn *c, char *out, size_t cap)
 {
-    accessor_fn user = REAL(accessor_fn, PQuser), host = REAL(accessor_fn, PQhost), port = REAL(accessor_fn, PQport),
-                db = REAL(accessor_fn, PQdb);
+    accessor_fn user = CLK_REAL(accessor_fn, PQuser, pq_libs);
+    accessor_fn host = CLK_REAL(accessor_fn, PQhost, pq_libs);
+    accessor_fn port = CLK_REAL(accessor_fn, PQport, pq_libs);
+    accessor_fn db = CLK_REAL(accessor_fn, PQdb, pq_libs);
     const char *h = host ? or_empty(host(c)) : "";
     const char *u = user ? or_empty(user(c)) : "", *p = port ? or_empty(port(c)) : "", *d = db ? or_empty(db(c)) : "";
     if (h[0] == '/')
@@ -49,7 +40,7 @@ static PGconn *after_connect(PGconn *c, int synchronous, const uint64_t *ips, in
 {
     if (!c)
         return c; /* out of memory: nothing to finish */
-    status_fn status = REAL(status_fn, PQstatus);
+    status_fn status = CLK_REAL(status_fn, PQstatus, pq_libs);
     int failed = synchronous && status && status(c) == CONNECTION_BAD;
     char target[1024];
     describe(c, target, sizeof target);
@@ -62,7 +53,7 @@ static PGconn *after_connect(PGconn *c, int synchronous, const uint64_t *ips, in
 #define WRAP_CONNECT(type, name, synchronous, args, call_args)                                   \
     __attribute__((visibility("default"))) PGconn *name args                                     \
     {                                                                                            \
-        type real = REAL(type, name);                                                            \
+        type real = CLK_REAL(type, name, pq_libs);                                                            \
         if (!real)                                                                               \
             return NULL;                                                                         \
         if (clk_in_wrapper)                                                                      \
@@ -91,7 +82,7 @@ WRAP_CONNECT(setdb_fn, PQsetdbLogin, 1,
 
 __attribute__((visibility("default"))) void PQfinish(PGconn *conn)
 {
-    finish_fn real = REAL(finish_fn, PQfinish);
+    finish_fn real = CLK_REAL(finish_fn, PQfinish, pq_libs);
     if (!real)
         return;
     if (!conn || clk_in_wrapper) {

@@ -12,22 +12,10 @@ typedef int (*open_v2_fn)(const char *, sqlite3 **, int, const char *);
 typedef int (*close_fn)(sqlite3 *);
 typedef const char *(*db_filename_fn)(sqlite3 *, const char *);
 
-/* Resolved on first use (the library may be loaded after us) and cached. */
-#define REAL(type, name)                                                              \
-    ({                                                                                \
-        static type cached;                                                           \
-        type f = __atomic_load_n(&cached, __ATOMIC_ACQUIRE);                          \
-        if (!f) {                                                                     \
-            f = (type)clk_real(#name, sqlite_libs);                                   \
-            __atomic_store_n(&cached, f, __ATOMIC_RELEASE);                           \
-        }                                                                             \
-        f;                                                                            \
-    })
-
 /* The target is the file's absolute path when SQLite knows it, else what the caller passed. */
 static const char *target_of(sqlite3 *db, const char *given)
 {
-    db_filename_fn fn = REAL(db_filename_fn, sqlite3_db_filename);
+    db_filename_fn fn = CLK_REAL(db_filename_fn, sqlite3_db_filename, sqlite_libs);
     const char *path = fn && db ? fn(db, "main") : NULL;
     if (path && path[0])
         return path;
@@ -54,7 +42,7 @@ static void after_open(sqlite3 **ppDb, const char *given, int rc, const uint64_t
 
 __attribute__((visibility("default"))) int sqlite3_open(const char *filename, sqlite3 **ppDb)
 {
-    open_fn real = REAL(open_fn, sqlite3_open);
+    open_fn real = CLK_REAL(open_fn, sqlite3_open, sqlite_libs);
     if (!real)
         return SQLITE_ERROR;
     if (clk_in_wrapper)
@@ -71,7 +59,7 @@ __attribute__((visibility("default"))) int sqlite3_open(const char *filename, sq
 
 __attribute__((visibility("default"))) int sqlite3_open16(const void *filename, sqlite3 **ppDb)
 {
-    open16_fn real = REAL(open16_fn, sqlite3_open16);
+    open16_fn real = CLK_REAL(open16_fn, sqlite3_open16, sqlite_libs);
     if (!real)
         return SQLITE_ERROR;
     if (clk_in_wrapper)
@@ -91,7 +79,7 @@ __attribute__((visibility("default"))) int sqlite3_open16(const void *filename, 
 __attribute__((visibility("default"))) int sqlite3_open_v2(const char *filename, sqlite3 **ppDb, int flags,
                                                            const char *zVfs)
 {
-    open_v2_fn real = REAL(open_v2_fn, sqlite3_open_v2);
+    open_v2_fn real = CLK_REAL(open_v2_fn, sqlite3_open_v2, sqlite_libs);
     if (!real)
         return SQLITE_ERROR;
     if (clk_in_wrapper)
@@ -130,10 +118,10 @@ static int do_close(close_fn real, sqlite3 *db, int is_v2)
 
 __attribute__((visibility("default"))) int sqlite3_close(sqlite3 *db)
 {
-    return do_close(REAL(close_fn, sqlite3_close), db, 0);
+    return do_close(CLK_REAL(close_fn, sqlite3_close, sqlite_libs), db, 0);
 }
 
 __attribute__((visibility("default"))) int sqlite3_close_v2(sqlite3 *db)
 {
-    return do_close(REAL(close_fn, sqlite3_close_v2), db, 1);
+    return do_close(CLK_REAL(close_fn, sqlite3_close_v2, sqlite_libs), db, 1);
 }
