@@ -32,12 +32,15 @@ CLK_HIDDEN int clk_options_parse(const char *spec, char *err, size_t errlen);
 CLK_HIDDEN extern __thread int clk_in_wrapper __attribute__((tls_model("initial-exec")));
 
 /* ---- stack.c ---- */
-/* Captures up to clk_opts.stack_depth return addresses of the caller, the
- * recorder's own frames removed. Lock-free; call before taking any lock. */
-CLK_HIDDEN int clk_stack_capture(uint64_t *ips, int max);
+/* The interned stack (0: none) of up to max return addresses above the
+ * calling wrapper, the recorder's own frames removed; api (connleak_record)
+ * also drops the calling pool library's own leading frames. Call it directly
+ * from the wrapper (its frame and return address key a per-thread cache),
+ * before taking any lock. */
+CLK_HIDDEN uint32_t clk_stack_here(int max, int api);
 CLK_HIDDEN void clk_stack_init(void);
-/* The same for connleak_record: also drops the calling pool library's own leading frames. */
-CLK_HIDDEN int clk_stack_capture_api(uint64_t *ips, int max);
+CLK_HIDDEN void clk_stack_prepare_fork(void);
+CLK_HIDDEN void clk_stack_after_fork(void);
 CLK_HIDDEN int clk_addr_is_ours(uint64_t ip);
 /* The address range of a loaded object's PT_LOAD segments. */
 struct dl_phdr_info;
@@ -115,13 +118,12 @@ struct clk_pending {
     uint32_t open_stack, first_close_stack;
 };
 CLK_HIDDEN void clk_track_open(uint8_t backend, uint64_t handle, const char *target, int failed,
-                               int result, const uint64_t *ips, int n);
+                               int result, uint32_t stack);
 /* Decides a close before the real call: CLK_CLOSE_SKIP for a double close
  * (already recorded). Otherwise the caller runs the real close and then calls
  * clk_track_close_done with whether the connection is gone. */
 CLK_HIDDEN enum clk_close_verdict clk_track_close_begin(uint8_t backend, uint64_t handle,
-                                                        const uint64_t *ips, int n,
-                                                        struct clk_pending *p);
+                                                        uint32_t stack, struct clk_pending *p);
 CLK_HIDDEN void clk_track_close_done(struct clk_pending *p, int gone, int result);
 CLK_HIDDEN void clk_track_mark_inherited(void);
 CLK_HIDDEN void clk_track_prepare_fork(void);

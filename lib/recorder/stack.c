@@ -1,7 +1,10 @@
-/* stack.c — raw return addresses through libunwind, with the recorder's own frames dropped. */
+/* stack.c — the stack of an event as an interned id: libunwind walks, the recorder's own frames dropped, repeats taken from a checked per-thread cache. */
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 #include <link.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "recorder.h"
 
@@ -48,17 +51,7 @@ int clk_addr_is_ours(uint64_t ip)
     return ip >= self_start && ip < self_end;
 }
 
-void clk_stack_init(void)
-{
-    struct find_range f = {(uint64_t)(uintptr_t)&clk_stack_init, 0, 0, 0};
-    if (dl_iterate_phdr(find_range_cb, &f)) {
-        self_start = f.start;
-        self_end = f.end;
-    }
-    /* libunwind's first walk in a process costs ~150 µs: pay it here, not in the first event */
-    uint64_t warm[8];
-    clk_stack_capture(warm, 8);
-}
+/* ---- walks ---- */
 
 /* unw_backtrace keeps a per-thread cache of 16384 frames (256 KiB, initialized on
  * a thread's first call: 64 page faults, ~100 us). A thread's first events walk
@@ -66,8 +59,12 @@ void clk_stack_init(void)
  * process-wide): a thread that opens a few connections never pays for it. */
 #define STEP_EVENTS 32
 static __thread unsigned thread_events __attribute__((tls_model("initial-exec")));
+#define RAW_MAX (CLK_MAX_DEPTH + 16)
 
-__attribute__((noinline)) static int step_backtrace(void **raw, int want)
+/* unw_step, noting each frame's stack pointer as well: on x86-64 the return
+ * address that is frame i's ip was pushed just below it, at sp[i] - 8. About
+ * six times the cost of unw_backtrace a frame. */
+__attribute__((noinline)) static int step_walk(void **raw, uint64_t *sp, int want)
 {
     unw_context_t uc;
     unw_cursor_t c;
@@ -75,28 +72,14 @@ __attribute__((noinline)) static int step_backtrace(void **raw, int want)
         return 0;
     int n = 0;
     do {
-        unw_word_t ip;
+        unw_word_t ip, s = 0;
         if (unw_get_reg(&c, UNW_REG_IP, &ip) < 0 || !ip)
             break;
+        unw_get_reg(&c, UNW_REG_SP, &s);
+        sp[n] = s;
         raw[n++] = (void *)(uintptr_t)ip;
     } while (n < want && unw_step(&c) > 0);
     return n;
-}
-
-int clk_stack_capture(uint64_t *ips, int max)
-{
-    void *raw[CLK_MAX_DEPTH + 16];
-    int want = max + 16;
-    if (want > (int)(sizeof raw / sizeof raw[0]))
-        want = (int)(sizeof raw / sizeof raw[0]);
-    int n = thread_events < STEP_EVENTS ? (thread_events++, step_backtrace(raw, want)) : unw_backtrace(raw, want);
-    int skip = 0;
-    while (skip < n && clk_addr_is_ours((uint64_t)(uintptr_t)raw[skip]))
-        skip++;
-    int out = 0;
-    for (int i = skip; i < n && out < max; i++)
-        ips[out++] = (uint64_t)(uintptr_t)raw[i];
-    return out;
 }
 
 /* ---- the pool library's own frames ---- */
@@ -148,21 +131,274 @@ static int lib_range(uint64_t ip, uint64_t *start, uint64_t *end)
     return 1;
 }
 
-/* For connleak_record: a pool library (dbconf, say) calls us from deep in its
- * own code; the report should start where the user called the pool, so the
- * leading frames of the calling shared library go too. A pool compiled into
- * the main program keeps its frames: there is no telling them apart. */
-int clk_stack_capture_api(uint64_t *ips, int max)
+/* Which raw frames the event keeps: the recorder's own frames go; for the API
+ * (connleak_record), a pool library (dbconf, say) calls us from deep in its own
+ * code and the report should start where the user called the pool, so that
+ * library's leading frames go too. A pool compiled into the main program keeps
+ * its frames: there is no telling them apart. Returns the first kept index. */
+static int first_kept(void *const *raw, int n, int api)
 {
-    uint64_t raw[CLK_MAX_DEPTH + 16];
-    int n = clk_stack_capture(raw, max + 16 > CLK_MAX_DEPTH + 16 ? CLK_MAX_DEPTH + 16 : max + 16);
     int skip = 0;
+    while (skip < n && clk_addr_is_ours((uint64_t)(uintptr_t)raw[skip]))
+        skip++;
     uint64_t start, end;
-    if (n > 1 && lib_range(raw[0], &start, &end))
-        while (skip < n - 1 && raw[skip] >= start && raw[skip] < end)
+    if (api && n - skip > 1 && lib_range((uint64_t)(uintptr_t)raw[skip], &start, &end))
+        while (skip < n - 1 && (uint64_t)(uintptr_t)raw[skip] >= start && (uint64_t)(uintptr_t)raw[skip] < end)
             skip++;
+    return skip;
+}
+
+/* ---- the checked stack cache ----
+ * A loop that opens and closes connections repeats a few stacks, and walking
+ * one again costs ~100 instructions a frame plus the interning. So each thread
+ * remembers the stacks it met twice from one call site (key: the capturing
+ * frame's address and return address) together with where each of their
+ * return addresses lives on the stack, and reuses one when every remembered
+ * return address is still in place there: a load and a compare a frame. With
+ * the frame address equal, a frame's return-address slot can only move if a
+ * frame below it changed size (alloca, realignment), and reusing then needs
+ * the old slots to still hold the old addresses all the way up: a stale copy
+ * of the same call chain, which is the same stack. x86-64 only (where the
+ * return address sits at the caller's stack pointer - 8); other targets always
+ * walk. */
+#if defined(__x86_64__)
+#define SC_SETS 8
+#define SC_WAYS 4
+#define SC_FRAMES (CLK_DEFAULT_DEPTH + 16) /* default depth, plus a pool library's frames */
+#define SC_NEVER 0xffff                    /* nchk of a stack that does not fit: never placed */
+
+struct sc_entry {
+    uint64_t sp, ra;  /* key */
+    uint32_t id;      /* interned stack, 0 = empty */
+    uint16_t req;     /* max | api << 15: the request it answers */
+    uint16_t nchk;    /* slots to check; 0 = seen once, not yet placed; SC_NEVER */
+    uint32_t off[SC_FRAMES]; /* slot address - sp */
+    uint64_t val[SC_FRAMES]; /* the return address found there */
+};
+
+struct sc_thread {
+    struct sc_entry e[SC_SETS][SC_WAYS];
+    uint8_t victim[SC_SETS];
+    uint64_t lo, hi; /* the thread's own stack: the cache serves nothing else */
+    struct sc_thread *next_free;
+};
+
+static __thread struct sc_thread *sc_mine __attribute__((tls_model("initial-exec")));
+static __thread uint8_t sc_state __attribute__((tls_model("initial-exec"))); /* 0 none yet, 1 in use, 2 never */
+static __thread uint8_t sc_busy __attribute__((tls_model("initial-exec")));
+static pthread_key_t sc_key;
+static int sc_key_ok;
+static struct sc_thread *sc_free;
+static pthread_mutex_t sc_free_mu = PTHREAD_MUTEX_INITIALIZER;
+extern void *__libc_stack_end;
+
+/* At thread exit: the cache goes back for the next thread. */
+static void sc_release(void *p)
+{
+    struct sc_thread *t = p;
+    sc_mine = NULL;
+    sc_state = 2;
+    pthread_mutex_lock(&sc_free_mu);
+    t->next_free = sc_free;
+    sc_free = t;
+    pthread_mutex_unlock(&sc_free_mu);
+}
+
+static int stack_bounds(uint64_t *lo, uint64_t *hi)
+{
+    if (clk_tid() == (uint32_t)getpid()) {
+        /* the main thread: pthread_getattr_np would read /proc/self/maps */
+        struct rlimit rl;
+        uint64_t size = getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? rl.rlim_cur : 1ull << 30;
+        *hi = (uint64_t)(uintptr_t)__libc_stack_end;
+        *lo = *hi > size ? *hi - size : 0;
+        return *hi != 0;
+    }
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return 0;
+    int ok = pthread_attr_getstack(&attr, &addr, &size) == 0;
+    pthread_attr_destroy(&attr);
+    *lo = (uint64_t)(uintptr_t)addr;
+    *hi = *lo + size;
+    return ok && size;
+}
+
+/* This thread's cache, set up at its second event (one event never pays for it). */
+static struct sc_thread *sc_get(void)
+{
+    if (sc_state == 1)
+        return sc_mine;
+    if (sc_state == 2 || !sc_key_ok || thread_events < 1)
+        return NULL;
+    sc_state = 2;
+    uint64_t lo, hi;
+    if (!stack_bounds(&lo, &hi))
+        return NULL;
+    pthread_mutex_lock(&sc_free_mu);
+    struct sc_thread *t = sc_free;
+    if (t)
+        sc_free = t->next_free;
+    pthread_mutex_unlock(&sc_free_mu);
+    if (t)
+        memset(t, 0, sizeof *t);
+    else if (!(t = clk_arena_alloc(sizeof *t)))
+        return NULL;
+    t->lo = lo;
+    t->hi = hi;
+    if (pthread_setspecific(sc_key, t) != 0) {
+        sc_release(t);
+        return NULL;
+    }
+    sc_mine = t;
+    sc_state = 1;
+    return t;
+}
+
+static int sc_check(const struct sc_entry *e)
+{
+    for (int i = 0; i < e->nchk; i++)
+        if (*(const volatile uint64_t *)(uintptr_t)(e->sp + e->off[i]) != e->val[i])
+            return 0;
+    return 1;
+}
+
+/* Places a walked stack in `e`: the frames from the one after the capturing
+ * frame's caller (index at) to the last kept one, each slot checked to hold
+ * its frame's ip now. Returns 0 (entry left empty) when they do not fit. */
+static int sc_place(struct sc_thread *t, struct sc_entry *e, void *const *raw, const uint64_t *sp, int at, int last)
+{
+    int k = 0;
+    for (int i = at; i <= last; i++) {
+        uint64_t slot = sp[i] - 8;
+        if (k == SC_FRAMES || slot < e->sp || slot + 8 > t->hi || slot - e->sp > UINT32_MAX ||
+            *(const uint64_t *)(uintptr_t)slot != (uint64_t)(uintptr_t)raw[i])
+            return 0;
+        e->off[k] = (uint32_t)(slot - e->sp);
+        e->val[k++] = (uint64_t)(uintptr_t)raw[i];
+    }
+    e->nchk = (uint16_t)k;
+    return 1;
+}
+#endif
+
+/* The interned stack of the calling wrapper's caller, up to max frames (0: none). */
+__attribute__((noinline)) uint32_t clk_stack_here(int max, int api)
+{
+    void *raw[RAW_MAX];
+    uint64_t sp[RAW_MAX];
+    uint64_t ips[RAW_MAX];
+    int want = max + 16 > RAW_MAX ? RAW_MAX : max + 16;
+    int stepping = thread_events < STEP_EVENTS;
+#if defined(__x86_64__)
+    uint64_t key_sp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
+    uint64_t key_ra = (uint64_t)(uintptr_t)__builtin_return_address(0);
+    uint16_t req = (uint16_t)(max | api << 15);
+    struct sc_thread *t = sc_busy || max > CLK_DEFAULT_DEPTH ? NULL : sc_get();
+    struct sc_entry *set = NULL, *seen = NULL;
+    unsigned si = (unsigned)((key_sp ^ key_sp >> 12 ^ key_ra ^ key_ra >> 7) % SC_SETS);
+    if (t && (key_sp < t->lo || key_sp >= t->hi))
+        t = NULL; /* another stack (a coroutine's, sigaltstack): walk */
+    if (t) {
+        sc_busy = 1;
+        set = t->e[si];
+        for (int w = 0; w < SC_WAYS; w++) {
+            struct sc_entry *e = &set[w];
+            if (e->sp != key_sp || e->ra != key_ra || e->req != req || !e->id)
+                continue;
+            if (!e->nchk || e->nchk == SC_NEVER) {
+                seen = e;
+            } else if (sc_check(e)) {
+                uint32_t id = e->id;
+                sc_busy = 0;
+                clk_intern_ensure(id);
+                return id;
+            }
+        }
+    }
+#endif
+    int n;
+    if (stepping) {
+        thread_events++;
+        n = step_walk(raw, sp, want);
+    } else {
+        n = unw_backtrace(raw, want);
+    }
+    int first = first_kept(raw, n, api);
     int out = 0;
-    for (int i = skip; i < n && out < max; i++)
-        ips[out++] = raw[i];
-    return out;
+    for (int i = first; i < n && out < max; i++)
+        ips[out++] = (uint64_t)(uintptr_t)raw[i];
+    uint32_t id = clk_intern_stack(ips, out);
+#if defined(__x86_64__)
+    if (t && id) {
+        struct sc_entry *e = seen && seen->id == id ? seen : NULL;
+        if (e && e->nchk == SC_NEVER) {
+            sc_busy = 0;
+            return id;
+        }
+        if (e && !stepping) {
+            /* met twice: worth one slower walk to learn where its frames live */
+            n = step_walk(raw, sp, want);
+            first = first_kept(raw, n, api);
+            for (int i = 0; e && i < out; i++)
+                if (first + i >= n || (uint64_t)(uintptr_t)raw[first + i] != ips[i])
+                    e = NULL;
+        }
+        int place = stepping || e;
+        if (!e)
+            e = &set[t->victim[si]++ % SC_WAYS];
+        e->sp = key_sp;
+        e->ra = key_ra;
+        e->req = req;
+        e->id = id;
+        e->nchk = 0;
+        if (place) {
+            int at = -1; /* the capturing frame's caller: its ip is key_ra */
+            for (int i = 1; i < n && at < 0; i++)
+                if ((uint64_t)(uintptr_t)raw[i] == key_ra)
+                    at = i + 1;
+            int last = first + out - 1;
+            if (at < 0 || at > last)
+                e->id = 0;
+            else if (!sc_place(t, e, raw, sp, at, last))
+                e->nchk = SC_NEVER;
+        }
+        sc_busy = 0;
+    }
+#endif
+    return id;
+}
+
+void clk_stack_init(void)
+{
+    struct find_range f = {(uint64_t)(uintptr_t)&clk_stack_init, 0, 0, 0};
+    if (dl_iterate_phdr(find_range_cb, &f)) {
+        self_start = f.start;
+        self_end = f.end;
+    }
+#if defined(__x86_64__)
+    sc_key_ok = pthread_key_create(&sc_key, sc_release) == 0;
+#endif
+    /* libunwind's first walk in a process costs ~150 µs: pay it here, not in the first event */
+    void *raw[8];
+    uint64_t sp[8];
+    step_walk(raw, sp, 8);
+}
+
+void clk_stack_prepare_fork(void)
+{
+#if defined(__x86_64__)
+    pthread_mutex_lock(&sc_free_mu);
+#endif
+    pthread_mutex_lock(&libs_mu);
+}
+
+void clk_stack_after_fork(void)
+{
+    pthread_mutex_unlock(&libs_mu);
+#if defined(__x86_64__)
+    pthread_mutex_unlock(&sc_free_mu);
+#endif
 }

@@ -255,10 +255,8 @@ static uint32_t target_id(const char *target)
     return id;
 }
 
-void clk_track_open(uint8_t backend, uint64_t handle, const char *target, int failed, int result,
-                    const uint64_t *ips, int n)
+void clk_track_open(uint8_t backend, uint64_t handle, const char *target, int failed, int result, uint32_t stack)
 {
-    uint32_t stack = clk_intern_stack(ips, n);
     track_open_ns(NS_WRAP, backend, handle, target_id(target), failed ? CONNLEAK_RAWF_FAILED : 0, result, stack);
 }
 
@@ -347,10 +345,10 @@ static void close_done_ns(uint64_t ns, struct clk_pending *p, int gone, int resu
                 result);
 }
 
-enum clk_close_verdict clk_track_close_begin(uint8_t backend, uint64_t handle, const uint64_t *ips, int n,
+enum clk_close_verdict clk_track_close_begin(uint8_t backend, uint64_t handle, uint32_t stack,
                                              struct clk_pending *p)
 {
-    return close_begin_ns(NS_WRAP, backend, handle, clk_intern_stack(ips, n), p);
+    return close_begin_ns(NS_WRAP, backend, handle, stack, p);
 }
 
 void clk_track_close_done(struct clk_pending *p, int gone, int result)
@@ -425,18 +423,17 @@ __attribute__((visibility("default"))) int connleak_record(connleak_event event,
     if (!conn)
         return -1;
     clk_ensure_init();
-    uint64_t ips[CLK_MAX_DEPTH];
     /* no report shows where a checkout came back: a checkin needs no stack */
-    int n = event == CONNLEAK_EVENT_CHECKIN ? 0 : clk_stack_capture_api(ips, clk_opts.stack_depth);
+    uint32_t stack = event == CONNLEAK_EVENT_CHECKIN ? 0 : clk_stack_here(clk_opts.stack_depth, 1);
     uint64_t h = (uint64_t)(uintptr_t)conn;
     uint8_t b = raw_backend(backend);
     struct clk_pending p;
     switch (event) {
     case CONNLEAK_EVENT_CONNECT:
-        track_open_ns(NS_POOL, b, h, target_id(target), CONNLEAK_RAWF_POOL, 0, clk_intern_stack(ips, n));
+        track_open_ns(NS_POOL, b, h, target_id(target), CONNLEAK_RAWF_POOL, 0, stack);
         return 0;
     case CONNLEAK_EVENT_CHECKOUT:
-        track_open_ns(NS_CHECKOUT, b, h, target_id(target), CONNLEAK_RAWF_POOL, 0, clk_intern_stack(ips, n));
+        track_open_ns(NS_CHECKOUT, b, h, target_id(target), CONNLEAK_RAWF_POOL, 0, stack);
         return 0;
     case CONNLEAK_EVENT_CHECKIN: {
         struct clk_shard *held;
@@ -449,12 +446,12 @@ __attribute__((visibility("default"))) int connleak_record(connleak_event event,
         if (was_out)
             DEC(checked_out);
         write_event(clk_journal_reserve(0), CONNLEAK_REC_CHECKIN, b, CONNLEAK_RAWF_POOL, h,
-                    clk_intern_stack(ips, n), 0, 0, 0, 0, 0);
+                    stack, 0, 0, 0, 0, 0);
         return 0;
     }
     case CONNLEAK_EVENT_CLOSE:
     case CONNLEAK_EVENT_CLOSE_DETACHED:
-        if (close_begin_ns(NS_POOL, b, h, clk_intern_stack(ips, n), &p) == CLK_CLOSE_PASS) {
+        if (close_begin_ns(NS_POOL, b, h, stack, &p) == CLK_CLOSE_PASS) {
             p.flags |= CONNLEAK_RAWF_POOL;
             close_done_ns(NS_POOL, &p, 1, 0);
         }

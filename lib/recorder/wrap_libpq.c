@@ -36,7 +36,7 @@ static void describe(PGconn *c, char *out, size_t cap)
 }
 
 /* `synchronous`: the connect call has finished, so CONNECTION_BAD means it failed. */
-static PGconn *after_connect(PGconn *c, int synchronous, const uint64_t *ips, int n)
+static PGconn *after_connect(PGconn *c, int synchronous, uint32_t stack)
 {
     if (!c)
         return c; /* out of memory: nothing to finish */
@@ -44,7 +44,7 @@ static PGconn *after_connect(PGconn *c, int synchronous, const uint64_t *ips, in
     int failed = synchronous && status && status(c) == CONNECTION_BAD;
     char target[1024];
     describe(c, target, sizeof target);
-    clk_track_open(CONNLEAK_RAW_POSTGRES, (uint64_t)(uintptr_t)c, target, failed, failed ? -1 : 0, ips, n);
+    clk_track_open(CONNLEAK_RAW_POSTGRES, (uint64_t)(uintptr_t)c, target, failed, failed ? -1 : 0, stack);
     return c;
 }
 
@@ -60,9 +60,8 @@ static PGconn *after_connect(PGconn *c, int synchronous, const uint64_t *ips, in
             return real call_args;                                                               \
         clk_in_wrapper++;                                                                        \
         clk_ensure_init();                                                                       \
-        uint64_t ips[CLK_MAX_DEPTH];                                                             \
-        int n = clk_stack_capture(ips, clk_opts.stack_depth);                                    \
-        PGconn *c = after_connect(real call_args, synchronous, ips, n);                          \
+        uint32_t stack = clk_stack_here(clk_opts.stack_depth, 0);                                \
+        PGconn *c = after_connect(real call_args, synchronous, stack);                           \
         clk_in_wrapper--;                                                                        \
         return c;                                                                                \
     }
@@ -91,11 +90,10 @@ __attribute__((visibility("default"))) void PQfinish(PGconn *conn)
     }
     clk_in_wrapper++;
     clk_ensure_init();
-    uint64_t ips[CLK_MAX_DEPTH];
-    int n = clk_stack_capture(ips, clk_opts.stack_depth);
+    uint32_t stack = clk_stack_here(clk_opts.stack_depth, 0);
     struct clk_pending p;
     /* a second PQfinish would free freed memory: recorded, not passed on */
-    if (clk_track_close_begin(CONNLEAK_RAW_POSTGRES, (uint64_t)(uintptr_t)conn, ips, n, &p) == CLK_CLOSE_PASS) {
+    if (clk_track_close_begin(CONNLEAK_RAW_POSTGRES, (uint64_t)(uintptr_t)conn, stack, &p) == CLK_CLOSE_PASS) {
         real(conn);
         clk_track_close_done(&p, 1, 0);
     }

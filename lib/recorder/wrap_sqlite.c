@@ -32,12 +32,12 @@ static void narrow16(const void *w, char *out, size_t cap)
     out[n] = 0;
 }
 
-static void after_open(sqlite3 **ppDb, const char *given, int rc, const uint64_t *ips, int n)
+static void after_open(sqlite3 **ppDb, const char *given, int rc, uint32_t stack)
 {
     /* a failed open still hands back a connection the caller must close */
     if (ppDb && *ppDb)
         clk_track_open(CONNLEAK_RAW_SQLITE, (uint64_t)(uintptr_t)*ppDb, target_of(*ppDb, given), rc != SQLITE_OK, rc,
-                       ips, n);
+                       stack);
 }
 
 __attribute__((visibility("default"))) int sqlite3_open(const char *filename, sqlite3 **ppDb)
@@ -49,10 +49,9 @@ __attribute__((visibility("default"))) int sqlite3_open(const char *filename, sq
         return real(filename, ppDb);
     clk_in_wrapper++;
     clk_ensure_init();
-    uint64_t ips[CLK_MAX_DEPTH];
-    int n = clk_stack_capture(ips, clk_opts.stack_depth);
+    uint32_t stack = clk_stack_here(clk_opts.stack_depth, 0);
     int rc = real(filename, ppDb);
-    after_open(ppDb, filename, rc, ips, n);
+    after_open(ppDb, filename, rc, stack);
     clk_in_wrapper--;
     return rc;
 }
@@ -66,12 +65,11 @@ __attribute__((visibility("default"))) int sqlite3_open16(const void *filename, 
         return real(filename, ppDb);
     clk_in_wrapper++;
     clk_ensure_init();
-    uint64_t ips[CLK_MAX_DEPTH];
-    int n = clk_stack_capture(ips, clk_opts.stack_depth);
+    uint32_t stack = clk_stack_here(clk_opts.stack_depth, 0);
     int rc = real(filename, ppDb);
     char given[1024];
     narrow16(filename, given, sizeof given);
-    after_open(ppDb, given, rc, ips, n);
+    after_open(ppDb, given, rc, stack);
     clk_in_wrapper--;
     return rc;
 }
@@ -86,10 +84,9 @@ __attribute__((visibility("default"))) int sqlite3_open_v2(const char *filename,
         return real(filename, ppDb, flags, zVfs);
     clk_in_wrapper++;
     clk_ensure_init();
-    uint64_t ips[CLK_MAX_DEPTH];
-    int n = clk_stack_capture(ips, clk_opts.stack_depth);
+    uint32_t stack = clk_stack_here(clk_opts.stack_depth, 0);
     int rc = real(filename, ppDb, flags, zVfs);
-    after_open(ppDb, filename, rc, ips, n);
+    after_open(ppDb, filename, rc, stack);
     clk_in_wrapper--;
     return rc;
 }
@@ -103,12 +100,11 @@ static int do_close(close_fn real, sqlite3 *db, int is_v2)
         return real(db); /* closing NULL is a no-op, not an event */
     clk_in_wrapper++;
     clk_ensure_init();
-    uint64_t ips[CLK_MAX_DEPTH];
-    int n = clk_stack_capture(ips, clk_opts.stack_depth);
+    uint32_t stack = clk_stack_here(clk_opts.stack_depth, 0);
     struct clk_pending p;
     int rc = SQLITE_OK;
     /* a double close is recorded and not passed on: the real call would be a use after free */
-    if (clk_track_close_begin(CONNLEAK_RAW_SQLITE, (uint64_t)(uintptr_t)db, ips, n, &p) == CLK_CLOSE_PASS) {
+    if (clk_track_close_begin(CONNLEAK_RAW_SQLITE, (uint64_t)(uintptr_t)db, stack, &p) == CLK_CLOSE_PASS) {
         rc = real(db);
         clk_track_close_done(&p, is_v2 || rc != SQLITE_BUSY, rc);
     }
