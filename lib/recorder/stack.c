@@ -170,6 +170,7 @@ static int first_kept(void *const *raw, int n, int api)
 struct sc_entry {
     uint64_t sp, ra;  /* key */
     uint32_t id;      /* interned stack, 0 = empty */
+    uint32_t gen;     /* journal generation the stack is known to be written to */
     uint16_t req;     /* max | api << 15: the request it answers */
     uint16_t nchk;    /* slots to check; 0 = seen once, not yet placed; SC_NEVER */
     uint32_t off[SC_FRAMES]; /* slot address - sp */
@@ -311,9 +312,12 @@ __attribute__((noinline)) uint32_t clk_stack_here(int max, int api)
             if (!e->nchk || e->nchk == SC_NEVER) {
                 seen = e;
             } else if (sc_check(e)) {
-                uint32_t id = e->id;
+                uint32_t id = e->id, gen = __atomic_load_n(&clk_journal_generation, __ATOMIC_ACQUIRE);
+                if (e->gen != gen) { /* a fork child's new journal needs it too */
+                    clk_intern_ensure(id);
+                    e->gen = gen;
+                }
                 sc_busy = 0;
-                clk_intern_ensure(id);
                 return id;
             }
         }
@@ -353,6 +357,7 @@ __attribute__((noinline)) uint32_t clk_stack_here(int max, int api)
         e->ra = key_ra;
         e->req = req;
         e->id = id;
+        e->gen = __atomic_load_n(&clk_journal_generation, __ATOMIC_ACQUIRE);
         e->nchk = 0;
         if (place) {
             int at = -1; /* the capturing frame's caller: its ip is key_ra */
