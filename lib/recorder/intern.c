@@ -101,6 +101,7 @@ static int module_index(uint64_t ip)
 static void refresh_modules(void)
 {
     static struct scan s;
+    clk_walk_begin();
     pthread_mutex_lock(&scan_mu);
     s.n = 0;
     dl_iterate_phdr(scan_cb, &s);
@@ -141,6 +142,7 @@ static void refresh_modules(void)
         pthread_mutex_unlock(&modules_mu);
     }
     pthread_mutex_unlock(&scan_mu);
+    clk_walk_end();
 }
 
 static void ensure_blob(struct blob *b);

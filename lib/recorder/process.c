@@ -51,16 +51,16 @@ void clk_warn(const char *fmt, ...)
 
 static void prepare_fork(void)
 {
+    clk_stack_prepare_fork(); /* first: walks take no other lock of ours first */
     clk_intern_prepare_fork();
     clk_track_prepare_fork();
     clk_journal_prepare_fork();
     clk_arena_prepare_fork();
-    clk_stack_prepare_fork();
 }
 
 static void after_fork_parent(void)
 {
-    clk_stack_after_fork();
+    clk_stack_after_fork(0);
     clk_arena_after_fork();
     clk_journal_after_fork_parent();
     clk_track_after_fork(0);
@@ -71,7 +71,7 @@ static void after_fork_parent(void)
 static void after_fork_child(void)
 {
     cached_tid = 0;
-    clk_stack_after_fork();
+    clk_stack_after_fork(1);
     clk_arena_after_fork();
     clk_track_after_fork(1);
     clk_intern_after_fork();

@@ -53,6 +53,18 @@ int clk_addr_is_ours(uint64_t ip)
 
 /* ---- walks ---- */
 
+/* fork does not reset the loader's dl_iterate_phdr lock nor libunwind's own
+ * state: a child forked while one of our threads walked could hang at its
+ * first walk. Walks hold this for reading; fork's prepare handler takes it
+ * for writing, so the fork waits for walks in flight. Taken before any other
+ * lock of ours and never while holding one (the prepare handler takes it
+ * first); glibc's default favours readers, so a walk re-entered from a signal
+ * handler cannot deadlock on a waiting fork. */
+static pthread_rwlock_t walk_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+void clk_walk_begin(void) { pthread_rwlock_rdlock(&walk_lock); }
+void clk_walk_end(void) { pthread_rwlock_unlock(&walk_lock); }
+
 /* unw_backtrace keeps a per-thread cache of 16384 frames (256 KiB, initialized on
  * a thread's first call: 64 page faults, ~100 us). A thread's first events walk
  * with unw_step instead (no per-thread cache; the register-state cache is
@@ -112,7 +124,10 @@ static int lib_range(uint64_t ip, uint64_t *start, uint64_t *end)
     if (mend && ip >= __atomic_load_n(&main_start, __ATOMIC_RELAXED) && ip < mend)
         return 0;
     struct find_range f = {ip, 0, 0, 0};
-    if (!dl_iterate_phdr(find_range_cb, &f))
+    clk_walk_begin();
+    int found = dl_iterate_phdr(find_range_cb, &f);
+    clk_walk_end();
+    if (!found)
         return 0;
     if (f.is_main) {
         __atomic_store_n(&main_start, f.start, __ATOMIC_RELAXED);
@@ -324,12 +339,14 @@ __attribute__((noinline)) uint32_t clk_stack_here(int max, int api)
     }
 #endif
     int n;
+    clk_walk_begin();
     if (stepping) {
         thread_events++;
         n = step_walk(raw, sp, want);
     } else {
         n = unw_backtrace(raw, want);
     }
+    clk_walk_end();
     int first = first_kept(raw, n, api);
     int out = 0;
     for (int i = first; i < n && out < max; i++)
@@ -344,7 +361,9 @@ __attribute__((noinline)) uint32_t clk_stack_here(int max, int api)
         }
         if (e && !stepping) {
             /* met twice: worth one slower walk to learn where its frames live */
+            clk_walk_begin();
             n = step_walk(raw, sp, want);
+            clk_walk_end();
             first = first_kept(raw, n, api);
             for (int i = 0; e && i < out; i++)
                 if (first + i >= n || (uint64_t)(uintptr_t)raw[first + i] != ips[i])
@@ -394,16 +413,25 @@ void clk_stack_init(void)
 
 void clk_stack_prepare_fork(void)
 {
+    pthread_rwlock_wrlock(&walk_lock);
 #if defined(__x86_64__)
     pthread_mutex_lock(&sc_free_mu);
 #endif
     pthread_mutex_lock(&libs_mu);
 }
 
-void clk_stack_after_fork(void)
+void clk_stack_after_fork(int child)
 {
     pthread_mutex_unlock(&libs_mu);
 #if defined(__x86_64__)
     pthread_mutex_unlock(&sc_free_mu);
 #endif
+    if (child) {
+        /* glibc's unlock tells a writer by its thread id, which the child's
+         * thread no longer has: start the child with a fresh lock */
+        pthread_rwlock_t fresh = PTHREAD_RWLOCK_INITIALIZER;
+        walk_lock = fresh;
+    } else {
+        pthread_rwlock_unlock(&walk_lock);
+    }
 }
