@@ -109,7 +109,8 @@ Test(process, system_child_leak, TIMEOUT)
 
 /* ---- children that end without exit handlers; the parent ends normally ---- */
 
-static void check_child_end(const char *how, const char *status_line)
+/* images: journals the run has (an exec'd image journals on its own) */
+static void check_child_end_images(const char *how, const char *status_line, int images)
 {
     clk_test_run r;
     clk_test_connleak_fixture(NULL, "fx_process", ARGS("fork-end", how), &r);
@@ -118,7 +119,7 @@ static void check_child_end(const char *how, const char *status_line)
     clk_assert_status(&r, 23);
     clk_assert_report(&r);
     long long child = clk_test_stdout_int(r.proc.out, "child=");
-    clk_assert_summary(&r, "processes", 2);
+    clk_assert_summary(&r, "processes", images);
     clk_assert_summary(&r, "connects", 1);
     clk_assert_summary(&r, "leaks", 1);
     json_t *leak = clk_test_find_leak(r.report, "sqlite", NULL, "child_open_then_end");
@@ -127,22 +128,33 @@ static void check_child_end(const char *how, const char *status_line)
     clk_test_run_free(&r);
 }
 
+static void check_child_end(const char *how, const char *status_line)
+{
+    check_child_end_images(how, status_line, 2);
+}
+
 Test(process, child_exit, TIMEOUT) { check_child_end("exit", "child status=exit 0"); }
 Test(process, child__exit, TIMEOUT) { check_child_end("_exit", "child status=exit 0"); }
 Test(process, child_abort, TIMEOUT) { check_child_end("abort", "child status=signal 6"); }
 Test(process, child_sigkill, TIMEOUT) { check_child_end("sigkill", "child status=signal 9"); }
 Test(process, child_segv, TIMEOUT) { check_child_end("segv", "child status=signal 11"); }
+Test(process, child_stack_overflow, TIMEOUT) { check_child_end("overflow", "child status=signal 11"); }
+/* the child replaces its image with the connection open: the old image's leak */
+Test(process, child_exec_with_a_connection_open, TIMEOUT)
+{
+    check_child_end_images("exec", "child status=exit 0", 3);
+}
 
 /* ---- the command itself ends without exit handlers: its status, its leak ---- */
 
-static void check_self_end(const char *how, int want_status)
+static void check_self_end_images(const char *how, int want_status, int images)
 {
     clk_test_run r;
     clk_test_connleak_fixture(NULL, "fx_process", ARGS("end", how), &r);
     clk_assert_status(&r, want_status);
     clk_assert_report(&r);
     long long pid = clk_test_stdout_int(r.proc.out, "pid=");
-    clk_assert_summary(&r, "processes", 1);
+    clk_assert_summary(&r, "processes", images);
     clk_assert_summary(&r, "connects", 1);
     clk_assert_summary(&r, "leaks", 1);
     json_t *leak = clk_test_find_leak(r.report, "sqlite", ":memory:", "open_then_end");
@@ -151,7 +163,15 @@ static void check_self_end(const char *how, int want_status)
     clk_test_run_free(&r);
 }
 
+static void check_self_end(const char *how, int want_status)
+{
+    check_self_end_images(how, want_status, 1);
+}
+
 Test(process, self__exit, TIMEOUT) { check_self_end("_exit", 23); }
 Test(process, self_abort, TIMEOUT) { check_self_end("abort", 128 + 6); }
 Test(process, self_sigkill, TIMEOUT) { check_self_end("sigkill", 128 + 9); }
 Test(process, self_segv, TIMEOUT) { check_self_end("segv", 128 + 11); }
+Test(process, self_stack_overflow, TIMEOUT) { check_self_end("overflow", 128 + 11); }
+/* exec'ing /bin/true (status 0) with the connection open: the old image leaked it */
+Test(process, self_exec_with_a_connection_open, TIMEOUT) { check_self_end_images("exec", 23, 2); }
