@@ -96,6 +96,8 @@ static int module_index(uint64_t ip)
     return -1;
 }
 
+static uint32_t intern(uint8_t type, const void *data, size_t len, int emit);
+
 /* Re-reads the loaded objects (after a dlopen, say): a rare path, serialized so
  * one static buffer serves (32 KiB is too much for some threads' stacks). */
 static void refresh_modules(void)
@@ -123,7 +125,8 @@ static void refresh_modules(void)
             exe[n > 0 ? n : 0] = 0;
             name = exe;
         }
-        uint32_t path = clk_intern_string(name, strlen(name));
+        /* written with the module's record, if a stack ever lies in it */
+        uint32_t path = intern(CONNLEAK_REC_STRING, name, strlen(name), 0);
         pthread_mutex_lock(&modules_mu);
         /* a module unloaded since may overlap: the newest mapping wins */
         for (int j = 0; j < nmodules; j++)
@@ -194,7 +197,8 @@ static void ensure_blob(struct blob *b)
     clk_journal_blob(b->type, b->id, b->data, b->len);
 }
 
-static uint32_t intern(uint8_t type, const void *data, size_t len)
+/* emit: write the blob into the journal now (0: when something names it, as a module's path) */
+static uint32_t intern(uint8_t type, const void *data, size_t len, int emit)
 {
     if (len > 65536)
         len = 65536;
@@ -210,7 +214,8 @@ static uint32_t intern(uint8_t type, const void *data, size_t len)
             clk_table_unlock(held);
             if (!same)
                 continue; /* a different blob with the same hash: try the next key */
-            ensure_blob(b);
+            if (emit)
+                ensure_blob(b);
             return b->id;
         }
         /* new: copy outside any lock, then publish */
@@ -233,12 +238,14 @@ static uint32_t intern(uint8_t type, const void *data, size_t len)
             clk_table_unlock(held);
             if (!same)
                 continue;
-            ensure_blob(other);
+            if (emit)
+                ensure_blob(other);
             return other->id;
         }
         s->v[0] = (uint64_t)(uintptr_t)b;
         clk_table_unlock(held);
-        ensure_blob(b);
+        if (emit)
+            ensure_blob(b);
         return b->id;
     }
     return 0;
@@ -268,7 +275,7 @@ static uint32_t intern_cached(struct last_set *c, uint8_t type, const void *data
             return e->id;
         }
     }
-    uint32_t id = intern(type, data, len);
+    uint32_t id = intern(type, data, len, 1);
     if (id && len <= sizeof c->e[0].data) {
         struct last *e = &c->e[c->next++ % LAST_N];
         memcpy(e->data, data, len);
