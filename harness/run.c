@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "common/redact.h"
 #include "postgres.h"
 #include "rawfmt.h"
 
@@ -336,6 +337,23 @@ static int render(struct clk_report *r, const struct opts *o)
     return rc ? -1 : 0;
 }
 
+/* The command as reports show it: each argument without its passwords
+ * (psql postgresql://app:secret@db ..., "host=db password=secret"). */
+static char **redacted_command(char **cmd, int n)
+{
+    char **out = calloc((size_t)n + 1, sizeof *out);
+    if (!out)
+        return cmd;
+    for (int i = 0; i < n; i++) {
+        size_t cap = strlen(cmd[i]) + 1;
+        out[i] = malloc(cap);
+        if (!out[i])
+            return cmd;
+        clk_redact(cmd[i], out[i], cap);
+    }
+    return out;
+}
+
 /* ---- signals: forwarded to the command, which decides ---- */
 
 static volatile sig_atomic_t got_signal;
@@ -496,7 +514,7 @@ int clk_cmd_run(int argc, char **argv)
      * right after rendering); reachable, so LeakSanitizer does not count it */
     static struct clk_report r;
     clk_report_init(&r);
-    r.command = o.cmd;
+    r.command = redacted_command(o.cmd, o.ncmd);
     r.ncommand = o.ncmd;
     int load_rc = clk_load_run_dir(&r, dir);
     if (!o.keep_raw)

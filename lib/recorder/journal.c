@@ -195,10 +195,18 @@ int clk_journal_start(int forked)
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0)
         h.exe = clk_intern_string(exe, (size_t)n);
-    char cmd[4096];
+    char cmd[4096], clean[4096];
     size_t clen;
-    if (read_small_file("/proc/self/cmdline", cmd, sizeof cmd, &clen))
-        h.cmdline = clk_intern_string(cmd, clen);
+    if (read_small_file("/proc/self/cmdline", cmd, sizeof cmd, &clen)) {
+        /* each argument without its passwords (psql postgresql://u:secret@h ...) */
+        size_t out = 0;
+        for (size_t at = 0; at < clen && out < sizeof clean;) {
+            size_t n = strnlen(cmd + at, clen - at); /* each argument ends with its NUL (cmd[clen] too) */
+            out += clk_redact(cmd + at, clean + out, sizeof clean - out) + 1; /* keeps the separator */
+            at += n + 1;
+        }
+        h.cmdline = clk_intern_string(clean, out > sizeof clean ? sizeof clean : out);
+    }
     struct connleak_raw_header *dst = (struct connleak_raw_header *)clk_journal_slot(0);
     if (!dst)
         return -1;

@@ -1,0 +1,109 @@
+/* security_test.c — files connleak writes are private, never reached through a planted symlink, and free of passwords. */
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clk_assert.h"
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define TIMEOUT .timeout = 120
+
+Test(security, keep_raw_refuses_a_symlinked_directory, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char *real = clk_test_path(dir, "real"), *link = clk_test_path(dir, "link");
+    cr_assert_eq(mkdir(real, 0700), 0);
+    cr_assert_eq(symlink(real, link), 0);
+    clk_test_proc p;
+    clk_test_exec(ARGS(clk_test_cli(), "run", "--keep-raw", link, "--", clk_test_fixture("fx_sqlite"), "leak-open",
+                       ":memory:"),
+                  NULL, NULL, 0, &p);
+    cr_assert_eq(p.status, 2, "exit %d, want 2 (refused): %s", p.status, clk_test_excerpt(p.err));
+    cr_assert(clk_test_contains(p.err, link), "the error should name the path: %s", p.err);
+    cr_assert_eq(clk_test_count_lines(p.err), 1, "one line: %s", p.err);
+    DIR *d = opendir(real);
+    struct dirent *e;
+    int files = 0;
+    while ((e = readdir(d)))
+        files += e->d_name[0] != '.';
+    closedir(d);
+    cr_assert_eq(files, 0, "nothing may be written through the symlink");
+    clk_test_proc_free(&p);
+    clk_test_rmtree(dir);
+}
+
+Test(security, a_report_replaces_a_planted_symlink_instead_of_following_it, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char *victim = clk_test_path(dir, "victim"), *planted = clk_test_path(dir, "report.json");
+    cr_assert_eq(clk_test_write_file(victim, "precious\n", 9), 0);
+    cr_assert_eq(symlink(victim, planted), 0);
+    clk_test_proc p;
+    clk_test_exec(ARGS(clk_test_cli(), "run", "--json", planted, "--", clk_test_fixture("fx_sqlite"), "leak-open",
+                       ":memory:"),
+                  NULL, NULL, 0, &p);
+    cr_assert_eq(p.status, 23, "exit %d: %s", p.status, clk_test_excerpt(p.err));
+    char *left = clk_test_read_file(victim, NULL);
+    cr_assert_str_eq(left, "precious\n", "the symlink's target was written");
+    struct stat st;
+    cr_assert_eq(lstat(planted, &st), 0);
+    cr_assert(S_ISREG(st.st_mode), "the report is a regular file in the symlink's place");
+    cr_assert_eq(st.st_mode & 0777, 0600, "report mode %o, want 0600", st.st_mode & 0777);
+    char *text = clk_test_read_file(planted, NULL);
+    cr_assert(clk_test_contains(text, "\"leaks\""), "not the report: %s", clk_test_excerpt(text));
+    clk_test_proc_free(&p);
+    clk_test_rmtree(dir);
+}
+
+/* Every byte of every kept journal, searched for the password. */
+static void assert_no_secret_in_dir(const char *dir, const char *secret)
+{
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "cannot read %s", dir);
+    struct dirent *e;
+    int files = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *path = clk_test_path(dir, e->d_name);
+        struct stat st;
+        cr_assert_eq(lstat(path, &st), 0);
+        cr_assert_eq(st.st_mode & 0777, 0600, "%s has mode %o, want 0600", path, st.st_mode & 0777);
+        size_t len;
+        char *data = clk_test_read_file(path, &len);
+        cr_assert_not_null(data);
+        cr_assert_null(memmem(data, len, secret, strlen(secret)), "%s holds the password", path);
+        files++;
+    }
+    closedir(d);
+    cr_assert_gt(files, 0, "no journal kept in %s", dir);
+}
+
+Test(security, kept_journals_are_private_and_hold_no_password, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char *raw = clk_test_path(dir, "raw"), *json = clk_test_path(dir, "report.json");
+    clk_test_proc p;
+    /* the password in the program's arguments (a URL and a conninfo) and in PGPASSWORD */
+    clk_test_exec(ARGS(clk_test_cli(), "run", "--keep-raw", raw, "--json", json, "--", clk_test_fixture("fx_sqlite"),
+                       "leak-open", ":memory:", "postgresql://app:s3cret@db.example/app",
+                       "host=db.example password=s3cret"),
+                  ARGS("PGPASSWORD=s3cret"), NULL, 0, &p);
+    cr_assert_eq(p.status, 23, "exit %d: %s", p.status, clk_test_excerpt(p.err));
+    struct stat st;
+    cr_assert_eq(stat(raw, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0700, "run directory mode %o, want 0700", st.st_mode & 0777);
+    assert_no_secret_in_dir(raw, "s3cret");
+    cr_assert(!clk_test_contains(clk_test_read_file(json, NULL), "s3cret"), "the JSON report holds the password");
+    cr_assert(!clk_test_contains(p.err, "s3cret"), "stderr holds the password");
+    /* the journals still make a report */
+    clk_test_proc q;
+    clk_test_exec(ARGS(clk_test_cli(), "report", raw), NULL, NULL, 0, &q);
+    cr_assert_eq(q.status, 23, "report of the kept journals: exit %d: %s", q.status, clk_test_excerpt(q.err));
+    cr_assert(clk_test_contains(q.err, "leak_with_open"), "%s", clk_test_excerpt(q.err));
+    clk_test_proc_free(&q);
+    clk_test_proc_free(&p);
+    clk_test_rmtree(dir);
+}
