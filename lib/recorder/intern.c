@@ -103,7 +103,7 @@ static uint32_t intern(uint8_t type, const void *data, size_t len, int emit);
 static void refresh_modules(void)
 {
     static struct scan s;
-    clk_walk_begin();
+    int cs = clk_walk_begin();
     pthread_mutex_lock(&scan_mu);
     s.n = 0;
     dl_iterate_phdr(scan_cb, &s);
@@ -145,7 +145,7 @@ static void refresh_modules(void)
         pthread_mutex_unlock(&modules_mu);
     }
     pthread_mutex_unlock(&scan_mu);
-    clk_walk_end();
+    clk_walk_end(cs);
 }
 
 static void ensure_blob(struct blob *b);

@@ -40,8 +40,8 @@ CLK_HIDDEN extern __thread int clk_in_wrapper __attribute__((tls_model("initial-
 CLK_HIDDEN uint32_t clk_stack_here(int max, int api);
 CLK_HIDDEN void clk_stack_init(void);
 /* Around anything that may call dl_iterate_phdr or libunwind (see stack.c). */
-CLK_HIDDEN void clk_walk_begin(void);
-CLK_HIDDEN void clk_walk_end(void);
+CLK_HIDDEN int clk_walk_begin(void); /* returns the cancel state to give clk_walk_end */
+CLK_HIDDEN void clk_walk_end(int cancel_state);
 /* Taken first by fork's prepare handler: no walk in flight at fork. */
 CLK_HIDDEN void clk_stack_prepare_fork(void);
 CLK_HIDDEN void clk_stack_after_fork(int child);

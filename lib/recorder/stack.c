@@ -62,8 +62,22 @@ int clk_addr_is_ours(uint64_t ip)
  * handler cannot deadlock on a waiting fork. */
 static pthread_rwlock_t walk_lock = PTHREAD_RWLOCK_INITIALIZER;
 
-void clk_walk_begin(void) { pthread_rwlock_rdlock(&walk_lock); }
-void clk_walk_end(void) { pthread_rwlock_unlock(&walk_lock); }
+/* Cancellation is held off meanwhile: libunwind may write() (its memory
+ * check), a cancellation point, and a thread cancelled there would keep the
+ * lock and stop every later fork. */
+int clk_walk_begin(void)
+{
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    pthread_rwlock_rdlock(&walk_lock);
+    return old;
+}
+
+void clk_walk_end(int cancel_state)
+{
+    pthread_rwlock_unlock(&walk_lock);
+    pthread_setcancelstate(cancel_state, NULL);
+}
 
 /* unw_backtrace keeps a per-thread cache of 16384 frames (256 KiB, initialized on
  * a thread's first call: 64 page faults, ~100 us). A thread's first events walk
@@ -124,9 +138,9 @@ static int lib_range(uint64_t ip, uint64_t *start, uint64_t *end)
     if (mend && ip >= __atomic_load_n(&main_start, __ATOMIC_RELAXED) && ip < mend)
         return 0;
     struct find_range f = {ip, 0, 0, 0};
-    clk_walk_begin();
+    int cs = clk_walk_begin();
     int found = dl_iterate_phdr(find_range_cb, &f);
-    clk_walk_end();
+    clk_walk_end(cs);
     if (!found)
         return 0;
     if (f.is_main) {
@@ -338,15 +352,14 @@ __attribute__((noinline)) uint32_t clk_stack_here(int max, int api)
         }
     }
 #endif
-    int n;
-    clk_walk_begin();
+    int n, cs = clk_walk_begin();
     if (stepping) {
         thread_events++;
         n = step_walk(raw, sp, want);
     } else {
         n = unw_backtrace(raw, want);
     }
-    clk_walk_end();
+    clk_walk_end(cs);
     int first = first_kept(raw, n, api);
     int out = 0;
     for (int i = first; i < n && out < max; i++)
@@ -361,9 +374,9 @@ __attribute__((noinline)) uint32_t clk_stack_here(int max, int api)
         }
         if (e && !stepping) {
             /* met twice: worth one slower walk to learn where its frames live */
-            clk_walk_begin();
+            cs = clk_walk_begin();
             n = step_walk(raw, sp, want);
-            clk_walk_end();
+            clk_walk_end(cs);
             first = first_kept(raw, n, api);
             for (int i = 0; e && i < out; i++)
                 if (first + i >= n || (uint64_t)(uintptr_t)raw[first + i] != ips[i])
