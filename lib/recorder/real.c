@@ -31,11 +31,27 @@ static void *not_ours(void *fn)
     return fn && !clk_addr_is_ours((uint64_t)(uintptr_t)fn) ? fn : NULL;
 }
 
+/* Nonzero on a thread while clk_real looks a function up: the preloaded
+ * library's dlsym (dlsym.c) then passes every lookup straight to glibc's, so
+ * the dlsym(handle, name) calls below find the library's own function, never
+ * our wrapper, and never come back here. */
+CLK_HIDDEN __thread int clk_real_depth __attribute__((tls_model("initial-exec")));
+
+static void *lookup(const char *name, const char *const *libs);
+
+void *clk_real(const char *name, const char *const *libs)
+{
+    clk_real_depth++;
+    void *fn = lookup(name, libs);
+    clk_real_depth--;
+    return fn;
+}
+
 /* dlsym(RTLD_NEXT) first, as an interposer should. A library dlopen()ed with
  * RTLD_LOCAL (Python's _sqlite3 pulls libsqlite3 in that way) is outside the
  * global scope, so then ask the loaded copy itself, by soname and then by any
  * loaded object whose name starts with the library's stem. */
-void *clk_real(const char *name, const char *const *libs)
+static void *lookup(const char *name, const char *const *libs)
 {
     void *fn = not_ours(dlsym(RTLD_NEXT, name));
     for (int i = 0; !fn && libs[i]; i++) {
@@ -55,7 +71,9 @@ void *clk_real(const char *name, const char *const *libs)
         if (dot)
             *dot = 0;
         f.stem = stem;
+        int cs = clk_walk_begin(); /* a fork waits for it (stack.c) */
         dl_iterate_phdr(find_lib_cb, &f);
+        clk_walk_end(cs);
         if (f.path[0]) {
             void *h = dlopen(f.path, RTLD_NOLOAD | RTLD_LAZY);
             if (h) {

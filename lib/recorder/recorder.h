@@ -156,6 +156,19 @@ CLK_HIDDEN void *clk_real(const char *name, const char *const *libs);
         f_;                                                       \
     })
 
+/* ---- wrap_sqlite.c, wrap_libpq.c: what the preloaded library interposes (for dlsym.c) ---- */
+struct clk_wrapped {
+    const char *name;        /* NULL ends a table */
+    void *wrapper;           /* ours, through a hidden alias: never another object's definition */
+    const char *const *libs; /* where the wrapper looks its real function up (clk_real) */
+};
+CLK_HIDDEN extern const struct clk_wrapped clk_sqlite_wrapped[], clk_pq_wrapped[];
+/* A hidden alias of the wrapper `fn` defined above it in the same file. */
+#define CLK_OWN(fn) extern __typeof(fn) clk_own_##fn __attribute__((alias(#fn), visibility("hidden")))
+#define CLK_WRAPPED(fn, libs) {#fn, (void *)clk_own_##fn, libs}
+/* real.c: nonzero on a thread while clk_real looks a function up (dlsym.c passes those through). */
+CLK_HIDDEN extern __thread int clk_real_depth __attribute__((tls_model("initial-exec")));
+
 /* ---- redact.c (shared with harness/) ---- */
 #include "redact.h"
 

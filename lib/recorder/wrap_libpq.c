@@ -99,3 +99,16 @@ __attribute__((visibility("default"))) void PQfinish(PGconn *conn)
     }
     clk_in_wrapper--;
 }
+
+CLK_OWN(PQconnectdb);
+CLK_OWN(PQconnectStart);
+CLK_OWN(PQconnectdbParams);
+CLK_OWN(PQconnectStartParams);
+CLK_OWN(PQsetdbLogin);
+CLK_OWN(PQfinish);
+const struct clk_wrapped clk_pq_wrapped[] = {
+    CLK_WRAPPED(PQconnectdb, pq_libs),          CLK_WRAPPED(PQconnectStart, pq_libs),
+    CLK_WRAPPED(PQconnectdbParams, pq_libs),    CLK_WRAPPED(PQconnectStartParams, pq_libs),
+    CLK_WRAPPED(PQsetdbLogin, pq_libs),         CLK_WRAPPED(PQfinish, pq_libs),
+    {NULL, NULL, NULL},
+};

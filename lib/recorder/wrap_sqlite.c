@@ -123,3 +123,14 @@ __attribute__((visibility("default"))) int sqlite3_close_v2(sqlite3 *db)
 {
     return do_close(CLK_REAL(close_fn, sqlite3_close_v2, sqlite_libs), db, 1);
 }
+
+CLK_OWN(sqlite3_open);
+CLK_OWN(sqlite3_open16);
+CLK_OWN(sqlite3_open_v2);
+CLK_OWN(sqlite3_close);
+CLK_OWN(sqlite3_close_v2);
+const struct clk_wrapped clk_sqlite_wrapped[] = {
+    CLK_WRAPPED(sqlite3_open, sqlite_libs),  CLK_WRAPPED(sqlite3_open16, sqlite_libs),
+    CLK_WRAPPED(sqlite3_open_v2, sqlite_libs), CLK_WRAPPED(sqlite3_close, sqlite_libs),
+    CLK_WRAPPED(sqlite3_close_v2, sqlite_libs), {NULL, NULL, NULL},
+};

@@ -126,7 +126,8 @@ Test(pg, double_finish_three_stacks_and_survives, TIMEOUT)
     clk_test_run_free(&r);
 }
 
-/* No server needed: the PGconn comes from a refused connection. */
+/* No server needed: the PGconn comes from a refused connection, made through
+ * glibc's own dlsym (fetched with dlvsym), which the detector does not see. */
 Test(pg, unknown_finish_reported_and_passed_on, TIMEOUT)
 {
     clk_test_run r;
@@ -141,6 +142,28 @@ Test(pg, unknown_finish_reported_and_passed_on, TIMEOUT)
     cr_assert_not_null(uc, "no unknown_close entry" CLK_CTX_FMT, CLK_CTX(&r));
     cr_assert_str_eq(clk_test_first_function(json_object_get(uc, "closed_at")), "pg_finish_never_seen",
                      "closed_at" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
+
+/* dlsym on libpq's own handle returns the wrappers: PQconnectStart, PQconnectdb
+ * and PQfinish from it are tracked like direct calls. */
+Test(pg, dlsym_handle_connect_is_tracked, TIMEOUT)
+{
+    clk_test_run r;
+    clk_test_connleak_fixture(PG, "fx_pg", ARGS("dlsym-handle"), &r);
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    cr_assert(clk_test_contains(r.proc.out, "dlsym-handle: one connection left open"), "fixture: %s\n%s",
+              r.proc.out, r.proc.err);
+    /* PQconnectdb calls PQconnectStart inside libpq: still one connect each */
+    clk_assert_summary(&r, "connects", 2);
+    clk_assert_summary(&r, "closes", 1);
+    clk_assert_summary(&r, "leaks", 1);
+    clk_assert_summary(&r, "unknown_closes", 0);
+    json_t *leak = clk_test_find_leak(r.report, "postgres", NULL, NULL);
+    cr_assert_not_null(leak, "no postgres leak" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert_str_eq(clk_test_first_function(json_object_get(leak, "opened_at")), "pg_open_through_dlsym_handle",
+                     "frames start at the caller of the dlsym'd PQconnectdb" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
 }
 

@@ -265,7 +265,9 @@ Test(sqlite, double_close_v2, TIMEOUT)
     check_double_close("double-close-v2");
 }
 
-/* ---- unknown close: reported and passed on ---- */
+/* ---- unknown close: reported and passed on ----
+ * The fixture opens through glibc's own dlsym (fetched with dlvsym), which the
+ * detector does not see; dlsym on the library's handle it does (below). */
 
 Test(sqlite, unknown_close_reported_and_passed_on, TIMEOUT)
 {
@@ -286,6 +288,29 @@ Test(sqlite, unknown_close_reported_and_passed_on, TIMEOUT)
     cr_assert_str_eq(clk_test_first_function(json_object_get(uc, "closed_at")), "close_never_seen",
                      "closed_at" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
+}
+
+/* ---- dlsym on libsqlite3's own handle returns the wrappers: tracked like any open ---- */
+
+Test(sqlite, dlsym_handle_open_is_tracked, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_sqlite", ARGS("dlsym-handle", clk_test_path(dir, "dl.db")), &r);
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    cr_assert(clk_test_contains(r.proc.out, "dlsym-handle: wrapper=1"), "fixture: %s\n%s", r.proc.out, r.proc.err);
+    clk_assert_summary(&r, "connects", 2);
+    clk_assert_summary(&r, "closes", 1);
+    clk_assert_summary(&r, "leaks", 1);
+    clk_assert_summary(&r, "unknown_closes", 0);
+    clk_assert_summary(&r, "double_closes", 0);
+    json_t *leak = clk_test_find_leak(r.report, "sqlite", "dl.db", NULL);
+    cr_assert_not_null(leak, "no sqlite leak of dl.db" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert_str_eq(clk_test_first_function(json_object_get(leak, "opened_at")), "open_through_dlsym_handle",
+                     "frames start at the caller of the dlsym'd sqlite3_open_v2" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_test_run_free(&r);
+    clk_test_rmtree(dir);
 }
 
 /* ---- threads ---- */

@@ -1,0 +1,152 @@
+/* dlsym.c — dlsym(handle, "sqlite3_open_v2") and the like hand back our wrapper, not the database library's own function (preloaded library only, x86-64 glibc).
+ *
+ * A program that dlopen()s libsqlite3 or libpq and looks an opener or closer up
+ * on that handle would otherwise call the library directly: dlsym on a handle
+ * searches that object's own scope, where no preloaded library is. So the
+ * preloaded library exports a `dlsym` of its own:
+ *
+ *  - RTLD_DEFAULT (0) and RTLD_NEXT (-1) go to the next dlsym (glibc's) by a
+ *    plain jump from the assembly stub below. glibc resolves both relative to
+ *    the object its caller's return address lies in; a jump leaves that return
+ *    address in place, so these lookups give exactly what they give without
+ *    us, also for other interposers looking up their next function.
+ *  - A real handle goes to clk_dlsym_handle: when the name is one of the
+ *    functions wrap_sqlite.c and wrap_libpq.c interpose and glibc's answer is
+ *    the very function our wrapper calls (clk_real, as the wrappers resolve
+ *    it), the answer is our wrapper. Any other answer, a copy of the library
+ *    from another file or namespace included, is passed on unchanged.
+ *
+ * glibc's dlsym is found with dlvsym(RTLD_NEXT, "dlsym", version) on first use
+ * (whichever thread, before our constructor or in a fork child alike: one
+ * atomic pointer, no lock held, nothing allocated by us). Our own lookups stay
+ * unchanged: clk_real (real.c) raises clk_real_depth while it runs, and a
+ * lookup made then is passed straight through, so it can never find a wrapper
+ * or come back here. dlerror(): the extra lookups are done before glibc's
+ * dlsym is called for the caller, so what dlerror() then says is that call's.
+ *
+ * Not covered: a pointer to glibc's own dlsym (fetched with dlvsym, which
+ * passes over our unversioned definition; dlvsym itself does not find the
+ * databases' unversioned functions), a second interposer of a wrapped function
+ * preloaded after us (the wrapper calls that one, so the library's own is
+ * left alone), libraries that bind to glibc's dlsym themselves (RTLD_DEEPBIND)
+ * and other architectures (there the preloaded library does not define dlsym).
+ *
+ * The names, wrappers and libraries come from wrap_sqlite.c's and wrap_libpq.c's tables. */
+#include <dlfcn.h>
+#include <string.h>
+
+#include "recorder.h"
+
+#if defined(__x86_64__) && defined(__GLIBC__) && !defined(CLK_LINKABLE)
+
+typedef void *(*dlsym_fn)(void *, const char *);
+
+/* The next dlsym (glibc's), read by the stub; NULL until first use. */
+CLK_HIDDEN void *clk_dlsym_next;
+CLK_HIDDEN void *clk_dlsym_resolve(void);
+CLK_HIDDEN void *clk_dlsym_handle(void *handle, const char *name);
+/* Our own stub's address (a hidden label on it): the next dlsym must not be us. */
+CLK_HIDDEN extern char clk_dlsym_self[];
+
+/* dlsym(handle, name): rdi = handle, rsi = name. */
+__asm__(".pushsection .text\n"
+        ".globl dlsym\n"
+        ".type dlsym, @function\n"
+        ".hidden clk_dlsym_self\n"
+        ".p2align 4\n"
+        "dlsym:\n"
+        "clk_dlsym_self:\n"
+        ".cfi_startproc\n"
+        "endbr64\n"
+        "cmpq $-1, %rdi\n" /* RTLD_NEXT */
+        "je 1f\n"
+        "testq %rdi, %rdi\n" /* RTLD_DEFAULT */
+        "jne clk_dlsym_handle\n"
+        "1:\n"
+        "movq clk_dlsym_next(%rip), %rax\n"
+        "testq %rax, %rax\n"
+        "je 2f\n"
+        "jmp *%rax\n" /* same arguments, same return address */
+        "2:\n"        /* first use: find the next dlsym, keeping the arguments */
+        "pushq %rdi\n"
+        ".cfi_adjust_cfa_offset 8\n"
+        "pushq %rsi\n"
+        ".cfi_adjust_cfa_offset 8\n"
+        "subq $8, %rsp\n" /* 16-byte alignment at the call */
+        ".cfi_adjust_cfa_offset 8\n"
+        "call clk_dlsym_resolve\n"
+        "addq $8, %rsp\n"
+        ".cfi_adjust_cfa_offset -8\n"
+        "popq %rsi\n"
+        ".cfi_adjust_cfa_offset -8\n"
+        "popq %rdi\n"
+        ".cfi_adjust_cfa_offset -8\n"
+        "testq %rax, %rax\n"
+        "je 3f\n"
+        "jmp *%rax\n"
+        "3:\n"
+        "ret\n" /* no dlsym to go to: NULL */
+        ".cfi_endproc\n"
+        ".size dlsym, .-dlsym\n"
+        ".popsection\n");
+
+__attribute__((used)) void *clk_dlsym_resolve(void)
+{
+    void *f = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
+    if (!f || f == (void *)clk_dlsym_self)
+        f = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+    if (!f || f == (void *)clk_dlsym_self) {
+        static int warned;
+        if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+            clk_warn("connleak: glibc's dlsym not found: dlsym returns NULL in this process");
+        return NULL;
+    }
+    __atomic_store_n(&clk_dlsym_next, f, __ATOMIC_RELEASE);
+    return f;
+}
+
+/* The functions wrap_sqlite.c and wrap_libpq.c interpose (their tables), and
+ * for each the real function its wrapper calls, found once. */
+static const struct clk_wrapped *const tables[] = {clk_sqlite_wrapped, clk_pq_wrapped};
+#define PER_TABLE 8
+static void *real_fn[2][PER_TABLE];
+
+static const struct clk_wrapped *find_wrapped(const char *name, void ***real_slot)
+{
+    if (!name || !((name[0] == 's' && !strncmp(name, "sqlite3_", 8)) || (name[0] == 'P' && name[1] == 'Q')))
+        return NULL;
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; tables[t][i].name && i < PER_TABLE; i++)
+            if (!strcmp(name, tables[t][i].name)) {
+                *real_slot = &real_fn[t][i];
+                return &tables[t][i];
+            }
+    return NULL;
+}
+
+static void *real_of(const struct clk_wrapped *w, void **slot)
+{
+    void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (!f && (f = clk_real(w->name, w->libs)))
+        __atomic_store_n(slot, f, __ATOMIC_RELEASE);
+    return f;
+}
+
+__attribute__((used)) void *clk_dlsym_handle(void *handle, const char *name)
+{
+    dlsym_fn next = (dlsym_fn)__atomic_load_n(&clk_dlsym_next, __ATOMIC_ACQUIRE);
+    if (!next && !(next = (dlsym_fn)clk_dlsym_resolve()))
+        return NULL;
+    void **slot = NULL;
+    const struct clk_wrapped *w = clk_real_depth ? NULL : find_wrapped(name, &slot);
+    if (!w)
+        return next(handle, name);
+    void *want = real_of(w, slot);
+    /* the caller's own lookup last: dlerror() then reports it, not ours */
+    void *f = next(handle, name);
+    return f && f == want ? w->wrapper : f;
+}
+
+#else
+typedef int clk_dlsym_not_interposed; /* dlsym stays glibc's alone */
+#endif
