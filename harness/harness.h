@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 /* ---- util.c ---- */
 void *clk_xmalloc(size_t n);
@@ -26,8 +27,31 @@ struct clk_buf {
     char *p;
     size_t n, cap;
 };
-void clk_buf_add(struct clk_buf *b, const char *s, size_t n);
+/* Makes room for n more bytes and the terminating NUL. */
+void clk_buf_reserve(struct clk_buf *b, size_t n);
+/* Inline: renderers call these for every token of reports with millions of frames. */
+static inline void clk_buf_add(struct clk_buf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap)
+        clk_buf_reserve(b, n);
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+static inline void clk_buf_puts(struct clk_buf *b, const char *s)
+{
+    clk_buf_add(b, s, strlen(s));
+}
+static inline void clk_buf_putc(struct clk_buf *b, char c)
+{
+    clk_buf_add(b, &c, 1);
+}
+void clk_buf_int(struct clk_buf *b, long long v); /* decimal, as %lld */
 void clk_buf_printf(struct clk_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Renderers gather output in a buffer and write it in large pieces: writes it to out
+ * and empties it once it holds more than over bytes (0: whatever it holds). */
+void clk_buf_flush(struct clk_buf *b, FILE *out, size_t over);
+#define CLK_FLUSH_AT (1u << 16)
 
 /* An open-addressing map from 64-bit keys (never 0) to pointers. */
 struct clk_map {
@@ -43,10 +67,10 @@ void clk_map_free(struct clk_map *m);
 struct clk_frame {
     const char *function; /* interned; NULL when unknown */
     const char *file;     /* interned */
-    int line;             /* 0 when unknown */
     const char *module;   /* interned path */
     uint64_t offset;      /* return address minus the module's load bias */
-    int has_offset;
+    int line;             /* 0 when unknown */
+    int has_offset;       /* (the ints last: no padding in reports of millions of frames) */
 };
 
 struct clk_stack {
@@ -87,8 +111,9 @@ struct clk_report {
 
 /* model.c */
 void clk_report_init(struct clk_report *r);
-/* Adds one finding (copied), merging with an equal one: counts summed, pids united. */
-void clk_report_add(struct clk_report *r, const struct clk_finding *f);
+/* Adds one finding (copied), merging with an equal one: counts summed, pids united.
+ * Returns the report's finding it went into (valid while the report lives). */
+const struct clk_finding *clk_report_add(struct clk_report *r, const struct clk_finding *f);
 void clk_report_note(struct clk_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void clk_finding_fingerprint(struct clk_finding *f);
 const char *clk_kind_name(enum clk_kind k);
@@ -134,6 +159,73 @@ const char *clk_first_function(const struct clk_stack *s);
 void clk_render_details(struct clk_buf *b, const struct clk_finding *f, const char *first, int with_test);
 /* A path relative to o->source_root when under it, else as is. */
 const char *clk_relative_path(const struct clk_render_opts *o, const char *path);
+/* Each renderer's text of a frame, remembered: a report repeats a program's few call sites
+ * millions of times. Bounded (a later frame may take an earlier one's place), and keyed by
+ * the frame's fields as they are: a report's strings do not change while it renders.
+ * Zero-initialise; one per renderer call. */
+struct clk_frame_memo {
+    struct clk_memo_entry *e;
+};
+/* The text remembered for f, NULL when none: then render it and clk_frame_memo_put it. */
+const char *clk_frame_memo_get(struct clk_frame_memo *m, const struct clk_frame *f, size_t *len);
+void clk_frame_memo_put(struct clk_frame_memo *m, const struct clk_frame *f, const char *text, size_t len);
+/* Appends f's remembered text to out, else renders it there with render(out, f, ctx) and remembers it. */
+void clk_frame_memo_add(struct clk_frame_memo *m, struct clk_buf *out, const struct clk_frame *f,
+                        void (*render)(struct clk_buf *out, const struct clk_frame *f, const void *ctx),
+                        const void *ctx);
+void clk_frame_memo_free(struct clk_frame_memo *m);
+
+/* json_out.c: JSON written as it goes, laid out as jansson's JSON_COMPACT (indent 0) or
+ * JSON_INDENT(n) dumps are; a report's findings never become a tree of objects. */
+struct clk_json {
+    struct clk_buf b; /* pending output, written to out in large pieces */
+    FILE *out;
+    int indent;       /* spaces per level; 0: compact */
+    int depth;
+    int empty;        /* the innermost open container has nothing in it yet */
+    int after_key;    /* a key was written: its value comes next, without a comma */
+    const char *bad_byte; /* what a byte that is not well-formed UTF-8 becomes ("?", U+FFFD) */
+};
+void clk_json_init(struct clk_json *j, FILE *out, int indent, const char *bad_byte);
+void clk_json_open(struct clk_json *j, char bracket); /* '{' or '[' */
+void clk_json_close(struct clk_json *j, char bracket);
+/* A name of ours: plain ASCII, not escaped; inline so that a literal's length is known. */
+void clk_json_key_n(struct clk_json *j, const char *key, size_t n);
+static inline void clk_json_key(struct clk_json *j, const char *key)
+{
+    clk_json_key_n(j, key, strlen(key));
+}
+void clk_json_str(struct clk_json *j, const char *s); /* null when s is NULL */
+void clk_json_int(struct clk_json *j, long long v);
+/* A member: its key and value. */
+static inline void clk_json_key_str(struct clk_json *j, const char *key, const char *s)
+{
+    clk_json_key(j, key);
+    clk_json_str(j, s);
+}
+static inline void clk_json_key_int(struct clk_json *j, const char *key, long long v)
+{
+    clk_json_key(j, key);
+    clk_json_int(j, v);
+}
+void clk_json_bool(struct clk_json *j, int v);
+void clk_json_null(struct clk_json *j);
+/* Text written as it is, outside the writer's layout (the JSON report's hand-laid top level). */
+void clk_json_raw(struct clk_json *j, const char *s);
+/* The separator before a value, alone; returns where the value that follows (written with
+ * the calls above) starts in j->b, so that its text can be taken and reused. */
+size_t clk_json_value_start(struct clk_json *j);
+/* A whole value's text, taken that way earlier (memoized frames). */
+void clk_json_value_text(struct clk_json *j, const char *text, size_t n);
+/* Writes out what is pending once it is large: call between values (findings), never inside
+ * one whose text is being taken from the buffer. */
+void clk_json_flush(struct clk_json *j);
+/* Writes what is pending and frees the buffer; -1 when out has an error. */
+int clk_json_end(struct clk_json *j);
+/* Length of the well-formed UTF-8 sequence at p (1 for ASCII), 0 when it is not one. */
+int clk_utf8_len(const unsigned char *p);
+/* render.c: the summary object the JSON report and SARIF's run properties share. */
+void clk_render_summary_json(struct clk_json *j, const struct clk_report *r);
 
 /* suppress.c: LeakSanitizer-style suppressions (leak:, double_close:, unknown_close: with * globs). */
 struct clk_suppressions;

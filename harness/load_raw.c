@@ -21,19 +21,32 @@ struct module {
 struct blob {
     uint32_t len;
     unsigned char *data;
-    struct clk_stack *symbolized; /* stacks, once resolved */
+    const char *interned; /* strings, once interned */
+    struct clk_stack stack; /* stacks, once resolved (stack.f non-NULL) */
+    int frames_owned;       /* stack.f is ours to free, not a finding's (see adopt) */
 };
 
 struct open_conn {
     uint8_t backend;
     uint16_t flags;
     uint32_t stack, target, test;
+    struct open_conn *next_free;
+};
+
+/* Blobs and connections come by the hundred thousand: they are cut from chunks freed with the
+ * journal, and connections closed go on a free list, rather than a malloc and free each. */
+struct chunk {
+    struct chunk *next;
+    size_t used, cap;
+    max_align_t data[];
 };
 
 struct proc {
     const char *path;
-    const struct connleak_raw_header *h;
+    int pid;
+    uint32_t exe; /* the header's, kept: the journal is unmapped once its records are read */
     struct clk_map blobs; /* id -> struct blob */
+    struct clk_map frames; /* return address -> struct resolved_ip */
     struct module *modules;
     size_t nmodules;
     struct clk_map open;       /* handle -> open_conn (wrappers) */
@@ -42,7 +55,26 @@ struct proc {
     int wrapper_events, exited;
     uint64_t pool_connects, pool_closes; /* counted where no wrapper saw the connections */
     uint64_t corrupt, lost;
+    struct chunk *chunks;
+    struct open_conn *free_conns;
 };
+
+static void *take(struct proc *p, size_t n)
+{
+    n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    struct chunk *c = p->chunks;
+    if (!c || c->cap - c->used < n) {
+        size_t cap = n > (1u << 20) ? n : 1u << 20;
+        c = clk_xmalloc(sizeof *c + cap);
+        c->used = 0;
+        c->cap = cap;
+        c->next = p->chunks;
+        p->chunks = c;
+    }
+    void *r = (char *)c->data + c->used;
+    c->used += n;
+    return r;
+}
 
 int clk_is_raw_file(const char *path)
 {
@@ -57,7 +89,7 @@ int clk_is_raw_file(const char *path)
 
 static const char *backend_name(uint8_t b)
 {
-    return b == CONNLEAK_RAW_SQLITE ? "sqlite" : b == CONNLEAK_RAW_POSTGRES ? "postgres" : "unknown";
+    return clk_intern(b == CONNLEAK_RAW_SQLITE ? "sqlite" : b == CONNLEAK_RAW_POSTGRES ? "postgres" : "unknown");
 }
 
 static int by_start(const void *a, const void *b)
@@ -84,7 +116,39 @@ static const struct module *module_of(const struct proc *p, uint64_t ip)
 static const char *string_of(struct proc *p, uint32_t id)
 {
     struct blob *b = id ? clk_map_get(&p->blobs, id) : NULL;
-    return b ? clk_intern((const char *)b->data) : NULL;
+    if (b && !b->interned)
+        b->interned = clk_intern((const char *)b->data);
+    return b ? b->interned : NULL;
+}
+
+/* Stacks share most of their return addresses: each is resolved once per journal. */
+struct resolved_ip {
+    uint64_t ip;
+    struct clk_frame f;
+};
+
+static struct clk_frame frame_at(struct proc *p, uint64_t ip)
+{
+    void **slot = clk_map_slot(&p->frames, ip, 1);
+    struct resolved_ip *c = *slot;
+    if (c && c->ip == ip)
+        return c->f;
+    struct clk_frame f = {0};
+    const struct module *m = module_of(p, ip);
+    f.has_offset = 1;
+    f.offset = ip;
+    if (m) {
+        f.module = m->path;
+        f.offset = ip - m->bias;
+        clk_symbolize(&f);
+    }
+    if (!c) { /* (the map takes 0 for 1: those two share a slot, and the second is not kept) */
+        c = take(p, sizeof *c);
+        c->ip = ip;
+        c->f = f;
+        *slot = c;
+    }
+    return f;
 }
 
 static struct clk_stack stack_of(struct proc *p, uint32_t id)
@@ -93,28 +157,32 @@ static struct clk_stack stack_of(struct proc *p, uint32_t id)
     struct blob *b = id ? clk_map_get(&p->blobs, id) : NULL;
     if (!b)
         return empty;
-    if (b->symbolized)
-        return *b->symbolized;
-    struct clk_stack *s = clk_xcalloc(1, sizeof *s);
+    if (b->stack.f)
+        return b->stack;
+    struct clk_stack *s = &b->stack;
     s->n = (int)(b->len / 8);
     s->f = clk_xcalloc((size_t)s->n ? (size_t)s->n : 1, sizeof *s->f);
+    b->frames_owned = 1;
     for (int i = 0; i < s->n; i++) {
         uint64_t ip;
         memcpy(&ip, b->data + 8 * i, 8);
-        const struct module *m = module_of(p, ip);
-        struct clk_frame *f = &s->f[i];
-        if (m) {
-            f->module = m->path;
-            f->offset = ip - m->bias;
-            f->has_offset = 1;
-            clk_symbolize(f);
-        } else {
-            f->offset = ip;
-            f->has_offset = 1;
-        }
+        s->f[i] = frame_at(p, ip);
     }
-    b->symbolized = s;
     return *s;
+}
+
+/* A stack the report now holds a copy of: the blob uses that copy from here on and frees its
+ * own, so a report's frames are in memory once, not twice, while journals load. Findings are
+ * not freed while loading. */
+static void adopt(struct proc *p, uint32_t id, const struct clk_stack *in_report)
+{
+    struct blob *b = id ? clk_map_get(&p->blobs, id) : NULL;
+    if (!b || !b->frames_owned || b->stack.n != in_report->n || !b->stack.n ||
+        memcmp(b->stack.f, in_report->f, (size_t)b->stack.n * sizeof *b->stack.f) != 0)
+        return;
+    free(b->stack.f);
+    b->stack.f = in_report->f;
+    b->frames_owned = 0;
 }
 
 /* Pass 1: strings, stacks and modules, wherever they stand in the file. */
@@ -133,9 +201,10 @@ static void read_blobs(struct proc *p, const struct connleak_raw_record *rec, ui
             }
             void **slot = clk_map_slot(&p->blobs, r->u.blob.id, 1);
             if (!*slot) {
-                struct blob *b = clk_xcalloc(1, sizeof *b);
+                struct blob *b = take(p, sizeof *b);
+                memset(b, 0, sizeof *b);
                 b->len = len;
-                b->data = clk_xmalloc((size_t)len + 1);
+                b->data = take(p, (size_t)len + 1);
                 for (uint32_t k = 0; k < slots; k++) {
                     uint32_t off = k * CONNLEAK_RAW_CONT_PAYLOAD;
                     uint32_t n = len - off < CONNLEAK_RAW_CONT_PAYLOAD ? len - off : CONNLEAK_RAW_CONT_PAYLOAD;
@@ -167,7 +236,7 @@ static void add_finding(struct clk_report *r, struct proc *p, enum clk_kind kind
                         uint32_t target, uint32_t test, uint32_t opened, uint32_t first_closed, uint32_t closed)
 {
     struct clk_finding f = {0};
-    int pid = p->h->pid;
+    int pid = p->pid;
     f.kind = kind;
     f.checkout = checkout;
     f.backend = backend_name(backend);
@@ -179,14 +248,24 @@ static void add_finding(struct clk_report *r, struct proc *p, enum clk_kind kind
     f.opened_at = stack_of(p, opened);
     f.first_closed_at = stack_of(p, first_closed);
     f.closed_at = stack_of(p, closed);
-    clk_report_add(r, &f);
+    const struct clk_finding *in = clk_report_add(r, &f);
+    adopt(p, opened, &in->opened_at);
+    adopt(p, first_closed, &in->first_closed_at);
+    adopt(p, closed, &in->closed_at);
 }
 
-static struct open_conn *remember(struct clk_map *m, uint64_t handle, const struct connleak_raw_record *r)
+static struct open_conn *remember(struct proc *p, struct clk_map *m, uint64_t handle,
+                                  const struct connleak_raw_record *r)
 {
     void **slot = clk_map_slot(m, handle, 1);
-    if (!*slot)
-        *slot = clk_xmalloc(sizeof(struct open_conn));
+    if (!*slot) {
+        if (p->free_conns) {
+            *slot = p->free_conns;
+            p->free_conns = p->free_conns->next_free;
+        } else {
+            *slot = take(p, sizeof(struct open_conn));
+        }
+    }
     struct open_conn *c = *slot;
     c->backend = r->backend;
     c->flags = r->flags;
@@ -196,12 +275,14 @@ static struct open_conn *remember(struct clk_map *m, uint64_t handle, const stru
     return c;
 }
 
-static int forget(struct clk_map *m, uint64_t handle)
+static int forget(struct proc *p, struct clk_map *m, uint64_t handle)
 {
     void **slot = clk_map_slot(m, handle, 0);
     if (!slot || !*slot)
         return 0;
-    free(*slot);
+    struct open_conn *c = *slot;
+    c->next_free = p->free_conns;
+    p->free_conns = c;
     *slot = NULL;
     return 1;
 }
@@ -223,7 +304,7 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
             break;
         case CONNLEAK_REC_OPEN:
             /* an address still open here was freed by a path we did not see: not a leak */
-            remember(conns, h, e);
+            remember(p, conns, h, e);
             if (!pool) {
                 p->wrapper_events = 1;
                 r->summary.connects++;
@@ -232,7 +313,7 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
             }
             break;
         case CONNLEAK_REC_CLOSE:
-            if (forget(conns, h)) {
+            if (forget(p, conns, h)) {
                 if (!pool)
                     r->summary.closes++;
                 else
@@ -241,7 +322,7 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
             break;
         case CONNLEAK_REC_UNKNOWN_CLOSE:
             /* open in the journal but not in the tracker: connleak_clear() came between */
-            if (forget(conns, h)) {
+            if (forget(p, conns, h)) {
                 if (!pool)
                     r->summary.closes++;
                 else
@@ -256,10 +337,10 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
                             e->u.ev.first_close_stack, e->u.ev.stack);
             break;
         case CONNLEAK_REC_CHECKOUT:
-            remember(&p->checkouts, h, e);
+            remember(p, &p->checkouts, h, e);
             break;
         case CONNLEAK_REC_CHECKIN:
-            forget(&p->checkouts, h);
+            forget(p, &p->checkouts, h);
             break;
         case CONNLEAK_REC_EXIT:
             p->exited = 1;
@@ -280,7 +361,6 @@ static void report_open(struct clk_report *r, struct proc *p, struct clk_map *m,
         if (!c)
             continue;
         add_finding(r, p, CLK_LEAK, checkout, c->backend, c->target, c->test, c->stack, 0, 0);
-        free(c);
     }
     clk_map_free(m);
 }
@@ -289,7 +369,7 @@ static void report_open(struct clk_report *r, struct proc *p, struct clk_map *m,
  * connections the wrappers never see: say so rather than report it clean. */
 static void note_own_copies(struct clk_report *r, struct proc *p)
 {
-    const char *exe = string_of(p, p->h->exe);
+    const char *exe = string_of(p, p->exe);
     const char *what = clk_own_copy_of(exe), *where = exe;
     for (size_t i = 0; !what && i < p->nmodules; i++) {
         what = clk_own_copy_of(p->modules[i].path);
@@ -297,7 +377,7 @@ static void note_own_copies(struct clk_report *r, struct proc *p)
     }
     if (what)
         clk_report_note(r, "process %d (%s) has its own copy of %s in %s (statically linked): "
-                        "connections it opens there are not seen", p->h->pid, exe ? exe : "?", what, where);
+                        "connections it opens there are not seen", p->pid, exe ? exe : "?", what, where);
 }
 
 int clk_load_raw(struct clk_report *r, const char *path)
@@ -337,12 +417,18 @@ int clk_load_raw(struct clk_report *r, const char *path)
         return -1;
     }
     uint64_t nslots = (uint64_t)st.st_size / CONNLEAK_RAW_SLOT;
+    if (st.st_size % CONNLEAK_RAW_CHUNK)
+        clk_report_note(r, "%s: truncated at %lld bytes (journals grow by whole MiB): what the process did after "
+                        "that is missing", path, (long long)st.st_size);
     struct proc p = {0};
     p.path = path;
-    p.h = h;
+    p.pid = (int)h->pid;
+    p.exe = h->exe;
     const struct connleak_raw_record *rec = map;
     read_blobs(&p, rec, nslots);
     replay(r, &p, rec, nslots);
+    /* what is left needs only the blobs' copies: the journal's pages need not stay while findings are made */
+    munmap(map, (size_t)st.st_size);
     report_open(r, &p, &p.open, 0);
     /* a pool's own connect records stand in only where no wrapper saw the connection */
     if (!p.wrapper_events) {
@@ -350,8 +436,6 @@ int clk_load_raw(struct clk_report *r, const char *path)
         r->summary.connects += p.pool_connects;
         r->summary.closes += p.pool_closes;
     } else {
-        for (size_t i = 0; i < p.pool_open.cap; i++)
-            free(p.pool_open.keys[i] ? p.pool_open.vals[i] : NULL);
         clk_map_free(&p.pool_open);
     }
     report_open(r, &p, &p.checkouts, 1);
@@ -361,23 +445,21 @@ int clk_load_raw(struct clk_report *r, const char *path)
         clk_report_note(r, "%s: %llu corrupt record%s skipped", path, (unsigned long long)p.corrupt,
                         p.corrupt == 1 ? "" : "s");
     if (p.lost)
-        clk_report_note(r, "process %d lost %llu event%s (journal full)", h->pid, (unsigned long long)p.lost,
+        clk_report_note(r, "process %d lost %llu event%s (journal full)", p.pid, (unsigned long long)p.lost,
                         p.lost == 1 ? "" : "s");
     for (size_t i = 0; i < p.blobs.cap; i++) {
         struct blob *b = p.blobs.keys[i] ? p.blobs.vals[i] : NULL;
-        if (b) {
-            free(b->data);
-            if (b->symbolized) {
-                /* frames were copied into findings */
-                free(b->symbolized->f);
-                free(b->symbolized);
-            }
-            free(b);
-        }
+        if (b && b->frames_owned)
+            free(b->stack.f);
     }
     clk_map_free(&p.blobs);
+    clk_map_free(&p.frames);
+    while (p.chunks) {
+        struct chunk *c = p.chunks;
+        p.chunks = c->next;
+        free(c);
+    }
     free(p.modules);
-    munmap(map, (size_t)st.st_size);
     return 0;
 }
 

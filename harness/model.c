@@ -15,53 +15,121 @@ const char *clk_kind_name(enum clk_kind k)
     return k == CLK_LEAK ? "leak" : k == CLK_DOUBLE_CLOSE ? "double_close" : "unknown_close";
 }
 
-static uint64_t hash_str(uint64_t h, const char *s)
+/* A finding is hashed twice over, in one pass over its frames:
+ * - its fingerprint: FNV-1a with two seeds over function names and module base names only,
+ *   stable across builds, machines and address-space layouts, so baselines and shards can
+ *   compare (the bytes hashed and their order must not change: baselines hold the results);
+ * - its merge key: everything that makes two findings the same one (files, lines, targets
+ *   too); it never leaves the process, so it is hashed a word at a time, not a byte, and
+ *   takes what the fingerprint covers from the fingerprint's states. */
+#define FNV_PRIME 1099511628211ull
+#define FP_SEED_B 0x9e3779b97f4a7c15ull
+
+struct hasher {
+    uint64_t a, b; /* the fingerprint's two FNV-1a states */
+    uint64_t key;
+};
+
+static void fp_bytes(struct hasher *h, const void *p, size_t n)
 {
-    h = clk_fnv1a(h, s ? s : "\1", s ? strlen(s) + 1 : 1);
-    return h;
+    const unsigned char *c = p;
+    uint64_t a = h->a, b = h->b;
+    for (size_t i = 0; i < n; i++) {
+        a = (a ^ c[i]) * FNV_PRIME;
+        b = (b ^ c[i]) * FNV_PRIME;
+    }
+    h->a = a;
+    h->b = b;
 }
 
-static uint64_t hash_stack(uint64_t h, const struct clk_stack *s, int with_lines)
+/* A string with its NUL, or "\1" for none. */
+static void fp_str(struct hasher *h, const char *s, size_t n)
 {
-    h = clk_fnv1a(h, &s->n, sizeof s->n);
+    if (s)
+        fp_bytes(h, s, n + 1);
+    else
+        fp_bytes(h, "\1", 1);
+}
+
+/* Each step is a bijection of the state for a given word, so no word can wipe out what came before. */
+static void key_word(struct hasher *h, uint64_t w)
+{
+    uint64_t k = (h->key ^ w) * 0xff51afd7ed558ccdull;
+    h->key = k ^ (k >> 29);
+}
+
+static void key_str(struct hasher *h, const char *s, size_t n)
+{
+    if (!s) {
+        key_word(h, 0x6e756c6cull); /* unlike any length below */
+        return;
+    }
+    key_word(h, (uint64_t)n << 32 | 0x5354u);
+    for (; n >= 8; s += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        key_word(h, w);
+    }
+    if (n) {
+        uint64_t w = 0;
+        memcpy(&w, s, n);
+        key_word(h, w);
+    }
+}
+
+static size_t len_of(const char *s)
+{
+    return s ? strlen(s) : 0;
+}
+
+/* fingerprint: whether the stack is part of the fingerprint (the first close is not). */
+static void hash_stack(struct hasher *h, const struct clk_stack *s, int fingerprint)
+{
+    if (fingerprint)
+        fp_bytes(h, &s->n, sizeof s->n);
+    key_word(h, (uint64_t)(unsigned)s->n);
     for (int i = 0; i < s->n; i++) {
         const struct clk_frame *f = &s->f[i];
-        h = hash_str(h, f->function);
-        h = hash_str(h, clk_basename(f->module));
-        if (with_lines) {
-            h = hash_str(h, f->file);
-            h = clk_fnv1a(h, &f->line, sizeof f->line);
-            if (!f->function) /* without a name, the address is all there is */
-                h = clk_fnv1a(h, &f->offset, sizeof f->offset);
+        const char *base = clk_basename(f->module);
+        size_t nfn = len_of(f->function), nbase = len_of(base);
+        if (fingerprint) { /* the fingerprint's states go into the key at the end */
+            fp_str(h, f->function, nfn);
+            fp_str(h, base, nbase);
+        } else {
+            key_str(h, f->function, nfn);
+            key_str(h, base, nbase);
         }
+        key_str(h, f->file, len_of(f->file));
+        /* without a name, the address is all there is */
+        key_word(h, (uint64_t)(unsigned)f->line << 32 | (f->function ? 0 : 1));
+        if (!f->function)
+            key_word(h, f->offset);
     }
-    return h;
 }
 
-static uint64_t finding_hash(const struct clk_finding *f, uint64_t seed, int with_lines)
+/* The merge key, and the fingerprint into fp when fp is not NULL. */
+static uint64_t finding_hashes(const struct clk_finding *f, char fp[33])
 {
-    uint64_t h = seed;
-    h = clk_fnv1a(h, &f->kind, sizeof f->kind);
-    h = clk_fnv1a(h, &f->checkout, sizeof f->checkout);
-    h = hash_str(h, f->backend);
-    h = hash_str(h, f->test);
-    h = hash_stack(h, &f->opened_at, with_lines);
-    h = hash_stack(h, &f->closed_at, with_lines);
-    if (with_lines) {
-        /* the merge key; the fingerprint leaves out targets (temporary paths differ per run) and lines */
-        h = hash_str(h, f->target);
-        h = hash_stack(h, &f->first_closed_at, with_lines);
-    }
-    return h;
+    struct hasher h = {CLK_FNV_INIT, FP_SEED_B, CLK_FNV_INIT};
+    fp_bytes(&h, &f->kind, sizeof f->kind);
+    fp_bytes(&h, &f->checkout, sizeof f->checkout);
+    fp_str(&h, f->backend, len_of(f->backend));
+    fp_str(&h, f->test, len_of(f->test));
+    hash_stack(&h, &f->opened_at, 1);
+    hash_stack(&h, &f->closed_at, 1);
+    /* the fingerprint leaves out targets (temporary paths differ per run) and lines */
+    key_str(&h, f->target, len_of(f->target));
+    hash_stack(&h, &f->first_closed_at, 0);
+    key_word(&h, h.a);
+    key_word(&h, h.b);
+    if (fp)
+        snprintf(fp, 33, "%016llx%016llx", (unsigned long long)h.a, (unsigned long long)h.b);
+    return h.key;
 }
 
-/* Hashes function names and module base names only: stable across builds,
- * machines and address-space layouts, so baselines and shards can compare. */
 void clk_finding_fingerprint(struct clk_finding *f)
 {
-    uint64_t a = finding_hash(f, CLK_FNV_INIT, 0);
-    uint64_t b = finding_hash(f, 0x9e3779b97f4a7c15ull, 0);
-    snprintf(f->fingerprint, sizeof f->fingerprint, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+    finding_hashes(f, f->fingerprint);
 }
 
 static struct clk_stack copy_stack(const struct clk_stack *s)
@@ -83,16 +151,17 @@ static void add_pid(struct clk_finding *f, int pid)
     f->pids[f->npids++] = pid;
 }
 
-void clk_report_add(struct clk_report *r, const struct clk_finding *in)
+const struct clk_finding *clk_report_add(struct clk_report *r, const struct clk_finding *in)
 {
-    uint64_t key = finding_hash(in, CLK_FNV_INIT, 1);
+    char fp[33];
+    uint64_t key = finding_hashes(in, in->fingerprint[0] ? NULL : fp);
     void **slot = clk_map_slot(&r->index, key, 1);
     struct clk_finding *f = *slot;
     if (f) {
         f->count += in->count;
         for (size_t i = 0; i < in->npids; i++)
             add_pid(f, in->pids[i]);
-        return;
+        return f;
     }
     f = clk_xcalloc(1, sizeof *f);
     *f = *in;
@@ -104,13 +173,14 @@ void clk_report_add(struct clk_report *r, const struct clk_finding *in)
     f->first_closed_at = copy_stack(&in->first_closed_at);
     f->closed_at = copy_stack(&in->closed_at);
     if (!f->fingerprint[0])
-        clk_finding_fingerprint(f);
+        memcpy(f->fingerprint, fp, sizeof fp);
     if (r->nfindings == r->capfindings) {
         r->capfindings = r->capfindings ? r->capfindings * 2 : 16;
         r->findings = clk_xrealloc(r->findings, r->capfindings * sizeof *r->findings);
     }
     r->findings[r->nfindings++] = f;
     *slot = f;
+    return f;
 }
 
 void clk_report_note(struct clk_report *r, const char *fmt, ...)
@@ -142,7 +212,7 @@ static int by_importance(const void *a, const void *b)
         return (int)x->kind - (int)y->kind;
     if (x->count != y->count)
         return x->count > y->count ? -1 : 1;
-    return strcmp(x->fingerprint, y->fingerprint);
+    return memcmp(x->fingerprint, y->fingerprint, sizeof x->fingerprint); /* always 32 digits and a NUL */
 }
 
 void clk_report_sort(struct clk_report *r)

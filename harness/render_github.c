@@ -8,40 +8,47 @@
  * (they delimit properties). Everything a user controls (targets, paths, names) goes through here,
  * so a crafted target cannot end the line and inject a command of its own. Other control characters
  * (an ESC sequence, say) have no escape in that grammar: they are shown as \xNN, not passed to the log. */
-static void gh_escape(FILE *out, const char *s, int property)
+static int special(unsigned char c, int property)
 {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        switch (c) {
-        case '%': fputs("%25", out); break;
-        case '\r': fputs("%0D", out); break;
-        case '\n': fputs("%0A", out); break;
-        case ':': fputs(property ? "%3A" : ":", out); break;
-        case ',': fputs(property ? "%2C" : ",", out); break;
-        default:
-            if ((c < 0x20 && c != '\t') || c == 0x7f)
-                fprintf(out, "\\x%02X", c);
-            else
-                fputc(c, out);
+    return c == '%' || (c < 0x20 && c != '\t') || c == 0x7f || (property && (c == ':' || c == ','));
+}
+
+static void gh_escape(struct clk_buf *b, const char *s, int property)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        const unsigned char *run = p; /* the bytes that need nothing, in one piece */
+        while (*p && !special(*p, property))
+            p++;
+        clk_buf_add(b, (const char *)run, (size_t)(p - run));
+        if (!*p)
+            break;
+        switch (*p) {
+        case '%': clk_buf_puts(b, "%25"); break;
+        case '\r': clk_buf_puts(b, "%0D"); break;
+        case '\n': clk_buf_puts(b, "%0A"); break;
+        case ':': clk_buf_puts(b, "%3A"); break;
+        case ',': clk_buf_puts(b, "%2C"); break;
+        default: clk_buf_printf(b, "\\x%02X", *p);
         }
+        p++;
     }
 }
 
 /* A plain log line (notes, summary) must stay one line, and not be read as a command. */
-static void plain_line(FILE *out, const char *s)
+static void plain_line(struct clk_buf *b, const char *s)
 {
     if (s[0] == ':' && s[1] == ':')
-        fputc(' ', out);
+        clk_buf_putc(b, ' ');
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '\r' || c == '\n')
-            fputc(' ', out);
+            clk_buf_putc(b, ' ');
         else if ((c < 0x20 && c != '\t') || c == 0x7f)
-            fprintf(out, "\\x%02X", c);
+            clk_buf_printf(b, "\\x%02X", c);
         else
-            fputc(c, out);
+            clk_buf_putc(b, (char)c);
     }
-    fputc('\n', out);
+    clk_buf_putc(b, '\n');
 }
 
 /* The frame the annotation is attached to: the first in the repository, else the first with an
@@ -57,24 +64,39 @@ static const struct clk_frame *annotated_frame(const struct clk_render_opts *o, 
     return NULL;
 }
 
-static void stack_lines(struct clk_buf *b, const struct clk_render_opts *o, const char *title,
-                        const struct clk_stack *s)
+/* The stacks go out escaped piece by piece (gh_escape goes a byte at a time, so the pieces come out as
+ * the whole would). A frame's line after its number, escaped, is remembered per frame (see clk_frame_memo). */
+static void frame_line(struct clk_buf *out, const struct clk_frame *f, const void *opts)
 {
-    clk_buf_printf(b, "\n%s:", title);
+    const struct clk_render_opts *o = opts;
+    struct clk_buf b = {0};
+    clk_buf_printf(&b, " %s", f->function ? f->function : "??");
+    if (f->file)
+        clk_buf_printf(&b, " %s:%d", clk_relative_path(o, f->file), f->line);
+    else if (f->module)
+        clk_buf_printf(&b, " (%s+0x%llx)", clk_relative_path(o, f->module), (unsigned long long)f->offset);
+    gh_escape(out, b.p, 0);
+    free(b.p);
+}
+
+static void stack_lines(struct clk_buf *out, struct clk_frame_memo *memo, const struct clk_render_opts *o,
+                        const char *title, const struct clk_stack *s)
+{
+    clk_buf_puts(out, "%0A");
+    gh_escape(out, title, 0);
+    clk_buf_putc(out, ':');
     if (!s->n)
-        clk_buf_printf(b, "\n  (no stack recorded)");
+        clk_buf_puts(out, "%0A  (no stack recorded)");
     for (int i = 0; i < s->n; i++) {
-        const struct clk_frame *f = &s->f[i];
-        clk_buf_printf(b, "\n  #%d %s", i, f->function ? f->function : "??");
-        if (f->file)
-            clk_buf_printf(b, " %s:%d", clk_relative_path(o, f->file), f->line);
-        else if (f->module)
-            clk_buf_printf(b, " (%s+0x%llx)", clk_relative_path(o, f->module), (unsigned long long)f->offset);
+        clk_buf_add(out, "%0A  #", 6);
+        clk_buf_int(out, i);
+        clk_frame_memo_add(memo, out, &s->f[i], frame_line, o);
     }
 }
 
-/* The annotation's text: a sentence about the annotated line, then the stacks. */
-static char *message(const struct clk_finding *f, const struct clk_render_opts *o)
+/* The annotation's text, escaped: a sentence about the annotated line, then the stacks. */
+static void message(struct clk_buf *out, const struct clk_finding *f, struct clk_frame_memo *memo,
+                    const struct clk_render_opts *o)
 {
     struct clk_buf b = {0};
     clk_buf_printf(&b, "%s connection", f->backend);
@@ -98,30 +120,32 @@ static char *message(const struct clk_finding *f, const struct clk_render_opts *
     free(first.p);
     if (f->baselined)
         clk_buf_printf(&b, "; known in the baseline, does not fail the run");
+    gh_escape(out, b.p, 0);
+    free(b.p);
     if (f->kind == CLK_LEAK) {
-        stack_lines(&b, o, f->checkout ? "checked out at" : "opened at", &f->opened_at);
+        stack_lines(out, memo, o, f->checkout ? "checked out at" : "opened at", &f->opened_at);
     } else if (f->kind == CLK_DOUBLE_CLOSE) {
-        stack_lines(&b, o, "closed again at", &f->closed_at);
-        stack_lines(&b, o, "first closed at", &f->first_closed_at);
-        stack_lines(&b, o, "opened at", &f->opened_at);
+        stack_lines(out, memo, o, "closed again at", &f->closed_at);
+        stack_lines(out, memo, o, "first closed at", &f->first_closed_at);
+        stack_lines(out, memo, o, "opened at", &f->opened_at);
     } else {
-        stack_lines(&b, o, "closed at", &f->closed_at);
+        stack_lines(out, memo, o, "closed at", &f->closed_at);
     }
-    return b.p;
 }
 
-static void annotation(FILE *out, const struct clk_finding *f, const struct clk_render_opts *o)
+static void annotation(struct clk_buf *out, struct clk_frame_memo *memo, const struct clk_finding *f,
+                       const struct clk_render_opts *o)
 {
     /* unknown closes do not fail the run, nor do findings the baseline knows */
     const char *level = f->baselined ? "notice" : f->kind == CLK_UNKNOWN_CLOSE ? "warning" : "error";
     const struct clk_frame *at = annotated_frame(o, f->kind == CLK_LEAK ? &f->opened_at : &f->closed_at);
-    fprintf(out, "::%s ", level);
+    clk_buf_printf(out, "::%s ", level);
     if (at) {
-        fputs("file=", out);
+        clk_buf_puts(out, "file=");
         gh_escape(out, clk_relative_path(o, at->file), 1);
         if (at->line > 0)
-            fprintf(out, ",line=%d", at->line);
-        fputc(',', out);
+            clk_buf_printf(out, ",line=%d", at->line);
+        clk_buf_putc(out, ',');
     }
     struct clk_buf title = {0};
     if (f->kind == CLK_LEAK && f->checkout)
@@ -134,26 +158,29 @@ static void annotation(FILE *out, const struct clk_finding *f, const struct clk_
         clk_buf_printf(&title, "connleak: close of a %s connection never seen open", f->backend);
     if (f->baselined)
         clk_buf_printf(&title, " (in baseline)");
-    fputs("title=", out);
+    clk_buf_puts(out, "title=");
     gh_escape(out, title.p, 1);
-    fputs("::", out);
-    char *msg = message(f, o);
-    gh_escape(out, msg, 0);
-    fputc('\n', out);
-    free(msg);
+    clk_buf_puts(out, "::");
+    message(out, f, memo, o);
+    clk_buf_putc(out, '\n');
     free(title.p);
 }
 
 int clk_render_github(const struct clk_report *r, FILE *out, const struct clk_render_opts *o)
 {
+    struct clk_buf w = {0}; /* what goes to out */
+    struct clk_frame_memo memo = {0};
     for (size_t i = 0; i < r->nfindings; i++)
-        if (!r->findings[i]->suppressed)
-            annotation(out, r->findings[i], o);
+        if (!r->findings[i]->suppressed) {
+            annotation(&w, &memo, r->findings[i], o);
+            clk_buf_flush(&w, out, CLK_FLUSH_AT);
+        }
+    clk_frame_memo_free(&memo);
     struct clk_buf b = {0};
     for (size_t i = 0; i < r->nnotes; i++) {
         b.n = 0;
         clk_buf_printf(&b, "connleak: note: %s", r->notes[i]);
-        plain_line(out, b.p);
+        plain_line(&w, b.p);
     }
     unsigned long long leaks = r->summary.leaks, dc = r->summary.double_closes, uc = r->summary.unknown_closes;
     b.n = 0;
@@ -165,7 +192,9 @@ int clk_render_github(const struct clk_report *r, FILE *out, const struct clk_re
                    (unsigned long long)r->summary.connects, r->summary.connects == 1 ? "" : "s",
                    (unsigned long long)r->summary.closes, r->summary.closes == 1 ? "" : "s",
                    (unsigned long long)r->summary.processes, r->summary.processes == 1 ? "" : "es");
-    plain_line(out, b.p);
+    plain_line(&w, b.p);
     free(b.p);
+    clk_buf_flush(&w, out, 0);
+    free(w.p);
     return ferror(out) ? -1 : 0;
 }

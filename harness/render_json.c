@@ -1,148 +1,137 @@
-/* render_json.c — the JSON report, version 1 (SPEC.md), with jansson. */
-#include <jansson.h>
-#include <stdlib.h>
-
+/* render_json.c — the JSON report, version 1 (SPEC.md), written as it goes (json_out.c). */
 #include "harness.h"
 
 /* JSON strings must be UTF-8; a file name need not be: bytes that do not
  * decode become '?' rather than the field going missing. */
-static json_t *str_or_null(const char *s)
+#define BAD_BYTE "?"
+
+static void frame_json(struct clk_json *j, const struct clk_frame *f)
 {
-    if (!s)
-        return json_null();
-    json_t *j = json_string(s);
-    if (j)
-        return j;
-    char *copy = clk_xstrdup(s);
-    for (char *p = copy; *p;) {
-        const unsigned char c = (unsigned char)*p;
-        int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        int ok = len > 0;
-        for (int k = 1; ok && k < len; k++)
-            ok = ((unsigned char)p[k] >> 6) == 2;
-        if (!ok) {
-            *p++ = '?';
-            continue;
-        }
-        p += len;
+    clk_json_open(j, '{');
+    clk_json_key_str(j, "function", f->function);
+    clk_json_key_str(j, "file", f->file);
+    clk_json_key(j, "line");
+    if (f->line > 0)
+        clk_json_int(j, f->line);
+    else
+        clk_json_null(j);
+    clk_json_key_str(j, "module", f->module);
+    clk_json_key(j, "offset");
+    if (f->has_offset) {
+        char off[24];
+        snprintf(off, sizeof off, "0x%llx", (unsigned long long)f->offset);
+        clk_json_str(j, off);
+    } else {
+        clk_json_null(j);
     }
-    j = json_string(copy);
-    free(copy);
-    return j ? j : json_null();
+    clk_json_close(j, '}');
 }
 
-static json_t *stack_json(const struct clk_stack *s)
+/* Each distinct frame is written once and copied after that. */
+static void stack_json(struct clk_json *j, struct clk_frame_memo *memo, const struct clk_stack *s)
 {
-    json_t *a = json_array();
+    clk_json_open(j, '[');
     for (int i = 0; i < s->n; i++) {
         const struct clk_frame *f = &s->f[i];
-        char off[32];
-        snprintf(off, sizeof off, "0x%llx", (unsigned long long)f->offset);
-        json_array_append_new(a, json_pack("{s:o, s:o, s:o, s:o, s:o}", "function", str_or_null(f->function), "file",
-                                           str_or_null(f->file), "line",
-                                           f->line > 0 ? json_integer(f->line) : json_null(), "module",
-                                           str_or_null(f->module), "offset",
-                                           f->has_offset ? json_string(off) : json_null()));
+        size_t len;
+        const char *text = clk_frame_memo_get(memo, f, &len);
+        if (text) {
+            clk_json_value_text(j, text, len);
+            continue;
+        }
+        size_t start = clk_json_value_start(j);
+        frame_json(j, f);
+        clk_frame_memo_put(memo, f, j->b.p + start, j->b.n - start);
     }
-    return a;
+    clk_json_close(j, ']');
 }
 
-static json_t *finding_json(const struct clk_finding *f)
+/* One finding, compact; a suppressed one says its kind (last, for a leak: it has none otherwise). */
+static void finding_json(struct clk_json *j, struct clk_frame_memo *memo, const struct clk_finding *f)
 {
-    json_t *o = json_object();
-    json_t *pids = json_array();
-    for (size_t i = 0; i < f->npids; i++)
-        json_array_append_new(pids, json_integer(f->pids[i]));
-    json_object_set_new(o, "backend", str_or_null(f->backend));
+    clk_json_open(j, '{');
+    clk_json_key_str(j, "backend", f->backend);
     if (f->kind != CLK_LEAK)
-        json_object_set_new(o, "kind", json_string(clk_kind_name(f->kind)));
-    json_object_set_new(o, "target", str_or_null(f->target));
-    json_object_set_new(o, "test", str_or_null(f->test));
-    json_object_set_new(o, "pids", pids);
-    json_object_set_new(o, "count", json_integer((json_int_t)f->count));
-    json_object_set_new(o, "fingerprint", json_string(f->fingerprint));
-    if (f->baselined)
-        json_object_set_new(o, "baselined", json_true());
-    if (f->kind == CLK_LEAK) {
-        json_object_set_new(o, "checkout", json_boolean(f->checkout));
-        json_object_set_new(o, "opened_at", stack_json(&f->opened_at));
-    } else {
-        json_object_set_new(o, "closed_at", stack_json(&f->closed_at));
-        json_object_set_new(o, "first_closed_at", stack_json(&f->first_closed_at));
-        json_object_set_new(o, "opened_at", stack_json(&f->opened_at));
+        clk_json_key_str(j, "kind", clk_kind_name(f->kind));
+    clk_json_key_str(j, "target", f->target);
+    clk_json_key_str(j, "test", f->test);
+    clk_json_key(j, "pids");
+    clk_json_open(j, '[');
+    for (size_t i = 0; i < f->npids; i++)
+        clk_json_int(j, f->pids[i]);
+    clk_json_close(j, ']');
+    clk_json_key_int(j, "count", (long long)f->count);
+    clk_json_key_str(j, "fingerprint", f->fingerprint);
+    if (f->baselined) {
+        clk_json_key(j, "baselined");
+        clk_json_bool(j, 1);
     }
-    return o;
-}
-
-/* jansson writes a token at a time: gather a value in memory, then write it once. */
-static int gather(const char *p, size_t n, void *data)
-{
-    clk_buf_add(data, p, n);
-    return 0;
-}
-
-static void dump(json_t *value, FILE *out, size_t flags)
-{
-    struct clk_buf b = {0};
-    json_dump_callback(value, gather, &b, flags);
-    if (b.n)
-        fwrite(b.p, 1, b.n, out);
-    free(b.p);
-}
-
-/* One member, `"key": value`, the value compact; jansson owns nothing after. */
-static void member(FILE *out, const char *key, json_t *value, int last)
-{
-    fprintf(out, "  \"%s\": ", key);
-    dump(value, out, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-    fputs(last ? "\n" : ",\n", out);
-    json_decref(value);
+    if (f->kind == CLK_LEAK) {
+        clk_json_key(j, "checkout");
+        clk_json_bool(j, f->checkout);
+        clk_json_key(j, "opened_at");
+        stack_json(j, memo, &f->opened_at);
+        if (f->suppressed) {
+            clk_json_key_str(j, "kind", clk_kind_name(f->kind));
+        }
+    } else {
+        clk_json_key(j, "closed_at");
+        stack_json(j, memo, &f->closed_at);
+        clk_json_key(j, "first_closed_at");
+        stack_json(j, memo, &f->first_closed_at);
+        clk_json_key(j, "opened_at");
+        stack_json(j, memo, &f->opened_at);
+    }
+    clk_json_close(j, '}');
 }
 
 /* A list of findings, one compact object per line. */
-static void findings(FILE *out, const struct clk_report *r, const char *key, int which)
+static void findings(struct clk_json *j, struct clk_frame_memo *memo, const struct clk_report *r, const char *key,
+                     int which)
 {
-    fprintf(out, "  \"%s\": [", key);
+    clk_json_raw(j, "  \"");
+    clk_json_raw(j, key);
+    clk_json_raw(j, "\": [");
     int first = 1;
     for (size_t i = 0; i < r->nfindings; i++) {
         const struct clk_finding *f = r->findings[i];
         int in = which == 2 ? f->suppressed : !f->suppressed && ((f->kind == CLK_LEAK) == (which == 0));
         if (!in)
             continue;
-        json_t *j = finding_json(f);
-        if (f->suppressed)
-            json_object_set_new(j, "kind", json_string(clk_kind_name(f->kind)));
-        fputs(first ? "\n    " : ",\n    ", out);
-        dump(j, out, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        json_decref(j);
+        clk_json_raw(j, first ? "\n    " : ",\n    ");
+        finding_json(j, memo, f);
+        clk_json_flush(j);
         first = 0;
     }
-    fputs(first ? "],\n" : "\n  ],\n", out);
+    clk_json_raw(j, first ? "],\n" : "\n  ],\n");
 }
 
-/* Streamed a finding at a time: a report of 100,000 findings would be millions
- * of jansson objects if built whole. */
+static void strings(struct clk_json *j, char *const *s, size_t n)
+{
+    clk_json_open(j, '[');
+    for (size_t i = 0; i < n; i++)
+        clk_json_str(j, s[i]);
+    clk_json_close(j, ']');
+}
+
+/* The top level laid out by hand, one member a line; each value compact. */
 int clk_render_json(const struct clk_report *r, FILE *out, const struct clk_render_opts *o)
 {
-    json_t *cmd = json_array();
-    for (int i = 0; i < r->ncommand; i++)
-        json_array_append_new(cmd, str_or_null(r->command[i]));
-    json_t *notes = json_array();
-    for (size_t i = 0; i < r->nnotes; i++)
-        json_array_append_new(notes, str_or_null(r->notes[i]));
-    fputs("{\n  \"version\": 1,\n", out);
-    member(out, "command", cmd, 0);
-    member(out, "summary",
-           json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "processes", (json_int_t)r->summary.processes,
-                     "connects", (json_int_t)r->summary.connects, "closes", (json_int_t)r->summary.closes, "leaks",
-                     (json_int_t)r->summary.leaks, "double_closes", (json_int_t)r->summary.double_closes,
-                     "unknown_closes", (json_int_t)r->summary.unknown_closes, "suppressed",
-                     (json_int_t)r->summary.suppressed, "baselined", (json_int_t)r->summary.baselined),
-           0);
-    findings(out, r, "leaks", 0);
-    findings(out, r, "left_field_closes", 1);
-    findings(out, r, "suppressed", 2);
-    member(out, "notes", notes, 1);
-    fputs("}\n", out);
-    return ferror(out) ? -1 : 0;
+    (void)o;
+    struct clk_json j;
+    clk_json_init(&j, out, 0, BAD_BYTE);
+    clk_json_raw(&j, "{\n  \"version\": 1,\n  \"command\": ");
+    strings(&j, r->command, (size_t)(r->ncommand > 0 ? r->ncommand : 0));
+    clk_json_raw(&j, ",\n  \"summary\": ");
+    clk_render_summary_json(&j, r);
+    clk_json_raw(&j, ",\n");
+    struct clk_frame_memo memo = {0};
+    findings(&j, &memo, r, "leaks", 0);
+    findings(&j, &memo, r, "left_field_closes", 1);
+    findings(&j, &memo, r, "suppressed", 2);
+    clk_frame_memo_free(&memo);
+    clk_json_raw(&j, "  \"notes\": ");
+    strings(&j, r->notes, r->nnotes);
+    clk_json_raw(&j, "\n}\n");
+    return clk_json_end(&j);
 }

@@ -12,77 +12,120 @@ static int xml_char_len(const unsigned char *p)
     unsigned c = p[0];
     if (c < 0x20)
         return c == '\t' || c == '\n' || c == '\r';
-    if (c < 0x80)
-        return 1;
-    int len = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-    if (!len)
-        return 0;
-    unsigned cp = c & (0x7f >> len);
-    for (int i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) /* also stops at the terminating NUL */
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    static const unsigned min[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff)
+    int len = clk_utf8_len(p);
+    /* U+FFFE and U+FFFF: EF BF BE, EF BF BF */
+    if (len == 3 && c == 0xef && p[1] == 0xbf && p[2] >= 0xbe)
         return 0;
     return len;
 }
 
+/* Bytes written as they are: printable ASCII but the five XML reserves markup for. */
+static const unsigned char plain[256] = {
+#define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+    R16(0), R16(0),
+    1, 1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, /* '"' '&' '\'' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, /* '<' '>' */
+    R16(1), R16(1), R16(1), R16(1),
+#undef R16
+};
+
 /* Writes s escaped for an attribute value (attr) or element text. Bytes XML cannot carry at all
  * (even as references) are shown as \xNN so the document stays well-formed. */
-static void xml_put(FILE *out, const char *s, int attr)
+static void xml_put(struct clk_buf *b, const char *s, int attr)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        const unsigned char *run = p;
+        while (plain[*p])
+            p++;
+        if (p > run)
+            clk_buf_add(b, (const char *)run, (size_t)(p - run));
+        if (!*p)
+            break;
         int len = xml_char_len(p);
         if (!len) {
-            fprintf(out, "\\x%02X", *p++);
+            clk_buf_printf(b, "\\x%02X", *p++);
             continue;
         }
         switch (*p) {
-        case '&': fputs("&amp;", out); break;
-        case '<': fputs("&lt;", out); break;
-        case '>': fputs("&gt;", out); break;
-        case '"': fputs("&quot;", out); break;
-        case '\'': fputs("&apos;", out); break;
+        case '&': clk_buf_puts(b, "&amp;"); break;
+        case '<': clk_buf_puts(b, "&lt;"); break;
+        case '>': clk_buf_puts(b, "&gt;"); break;
+        case '"': clk_buf_puts(b, "&quot;"); break;
+        case '\'': clk_buf_puts(b, "&apos;"); break;
         /* attribute-value normalisation would turn these into spaces; \r is normalised away in text too */
-        case '\t': fputs(attr ? "&#9;" : "\t", out); break;
-        case '\n': fputs(attr ? "&#10;" : "\n", out); break;
-        case '\r': fputs("&#13;", out); break;
-        default: fwrite(p, 1, (size_t)len, out);
+        case '\t': clk_buf_puts(b, attr ? "&#9;" : "\t"); break;
+        case '\n': clk_buf_puts(b, attr ? "&#10;" : "\n"); break;
+        case '\r': clk_buf_puts(b, "&#13;"); break;
+        default: clk_buf_add(b, (const char *)p, (size_t)len);
         }
         p += len;
     }
 }
 
-static void attr(FILE *out, const char *name, const char *value)
+static void attr(struct clk_buf *b, const char *name, const char *value)
 {
-    fprintf(out, " %s=\"", name);
-    xml_put(out, value, 1);
-    fputc('"', out);
+    clk_buf_printf(b, " %s=\"", name);
+    xml_put(b, value, 1);
+    clk_buf_putc(b, '"');
 }
 
-static void attr_u(FILE *out, const char *name, unsigned long long v)
+static void attr_u(struct clk_buf *b, const char *name, unsigned long long v)
 {
-    fprintf(out, " %s=\"%llu\"", name, v);
+    clk_buf_printf(b, " %s=\"%llu\"", name, v);
 }
 
-static void stack_text(struct clk_buf *b, const struct clk_render_opts *o, const char *title,
-                       const struct clk_stack *s)
+/* The element text is escaped piece by piece as it is written: escaping goes a character at a time and
+ * every piece starts with ASCII, so the pieces come out as the whole would. A frame's line after its
+ * number, escaped, is remembered per frame (see clk_frame_memo). */
+static void frame_line(struct clk_buf *out, const struct clk_frame *f, const void *opts)
 {
-    clk_buf_printf(b, "%s:\n", title);
+    const struct clk_render_opts *o = opts;
+    struct clk_buf b = {0};
+    clk_buf_printf(&b, " %s", f->function ? f->function : "??");
+    if (f->file)
+        clk_buf_printf(&b, " %s:%d", clk_relative_path(o, f->file), f->line);
+    if (f->module)
+        clk_buf_printf(&b, " (%s+0x%llx)", clk_relative_path(o, f->module), (unsigned long long)f->offset);
+    else if (f->has_offset)
+        clk_buf_printf(&b, " (0x%llx)", (unsigned long long)f->offset);
+    clk_buf_add(&b, "\n", 1);
+    xml_put(out, b.p, 0);
+    free(b.p);
+}
+
+static void stack_text(struct clk_buf *out, struct clk_frame_memo *memo, const struct clk_render_opts *o,
+                       const char *title, const struct clk_stack *s)
+{
+    xml_put(out, title, 0);
+    clk_buf_add(out, ":\n", 2);
     if (!s->n)
-        clk_buf_printf(b, "    (no stack recorded)\n");
+        clk_buf_puts(out, "    (no stack recorded)\n");
     for (int i = 0; i < s->n; i++) {
-        const struct clk_frame *f = &s->f[i];
-        clk_buf_printf(b, "    #%d %s", i, f->function ? f->function : "??");
-        if (f->file)
-            clk_buf_printf(b, " %s:%d", clk_relative_path(o, f->file), f->line);
-        if (f->module)
-            clk_buf_printf(b, " (%s+0x%llx)", clk_relative_path(o, f->module), (unsigned long long)f->offset);
-        else if (f->has_offset)
-            clk_buf_printf(b, " (0x%llx)", (unsigned long long)f->offset);
-        clk_buf_add(b, "\n", 1);
+        clk_buf_add(out, "    #", 5);
+        clk_buf_int(out, i);
+        clk_frame_memo_add(memo, out, &s->f[i], frame_line, o);
+    }
+}
+
+/* What a testcase's failure (or skip) says: the message, test, fingerprint and stacks. */
+static void body(struct clk_buf *out, struct clk_frame_memo *memo, const struct clk_render_opts *o,
+                 const struct clk_finding *f, const char *msg)
+{
+    struct clk_buf head = {0};
+    clk_buf_printf(&head, "%s\n", msg);
+    if (f->test)
+        clk_buf_printf(&head, "test: %s\n", f->test);
+    clk_buf_printf(&head, "fingerprint: %s\n", f->fingerprint);
+    xml_put(out, head.p, 0);
+    free(head.p);
+    if (f->kind == CLK_LEAK) {
+        stack_text(out, memo, o, f->checkout ? "checked out at" : "opened at", &f->opened_at);
+    } else {
+        stack_text(out, memo, o, f->kind == CLK_DOUBLE_CLOSE ? "closed again at" : "closed at", &f->closed_at);
+        if (f->kind == CLK_DOUBLE_CLOSE) {
+            stack_text(out, memo, o, "first closed at", &f->first_closed_at);
+            stack_text(out, memo, o, "opened at", &f->opened_at);
+        }
     }
 }
 
@@ -167,51 +210,36 @@ static char *testcase_name(const struct clk_finding *f, const char *classname, s
     return b.p;
 }
 
-static void testcase(FILE *out, const struct clk_finding *f, const struct clk_render_opts *o, struct clk_map *seen)
+static void testcase(struct clk_buf *out, struct clk_frame_memo *memo, const struct clk_finding *f,
+                     const struct clk_render_opts *o, struct clk_map *seen)
 {
     char classname[64];
     snprintf(classname, sizeof classname, "connleak.%s", clk_kind_name(f->kind));
     char *name = testcase_name(f, classname, seen);
     char *msg = message(f, o);
-    struct clk_buf body = {0};
-    clk_buf_printf(&body, "%s\n", msg);
-    if (f->test)
-        clk_buf_printf(&body, "test: %s\n", f->test);
-    clk_buf_printf(&body, "fingerprint: %s\n", f->fingerprint);
-    if (f->kind == CLK_LEAK) {
-        stack_text(&body, o, f->checkout ? "checked out at" : "opened at", &f->opened_at);
-    } else {
-        stack_text(&body, o, f->kind == CLK_DOUBLE_CLOSE ? "closed again at" : "closed at", &f->closed_at);
-        if (f->kind == CLK_DOUBLE_CLOSE) {
-            stack_text(&body, o, "first closed at", &f->first_closed_at);
-            stack_text(&body, o, "opened at", &f->opened_at);
-        }
-    }
-
-    fputs("    <testcase", out);
+    clk_buf_puts(out, "    <testcase");
     attr(out, "classname", classname);
     attr(out, "name", name);
-    fputs(" time=\"0\">\n", out);
+    clk_buf_puts(out, " time=\"0\">\n");
     if (f->suppressed || f->baselined) {
         /* counted, not failing: a suppression matched, or the baseline already knows it */
         struct clk_buf why = {0};
         clk_buf_printf(&why, "%s: %s", f->suppressed ? "suppressed" : "known in the baseline", msg);
-        fputs("      <skipped", out);
+        clk_buf_puts(out, "      <skipped");
         attr(out, "message", why.p);
-        fputs(">", out);
+        clk_buf_puts(out, ">");
         free(why.p);
-        xml_put(out, body.p, 0);
-        fputs("</skipped>\n", out);
+        body(out, memo, o, f, msg);
+        clk_buf_puts(out, "</skipped>\n");
     } else {
-        fputs("      <failure", out);
+        clk_buf_puts(out, "      <failure");
         attr(out, "message", msg);
         attr(out, "type", clk_kind_name(f->kind));
-        fputs(">", out);
-        xml_put(out, body.p, 0);
-        fputs("</failure>\n", out);
+        clk_buf_puts(out, ">");
+        body(out, memo, o, f, msg);
+        clk_buf_puts(out, "</failure>\n");
     }
-    fputs("    </testcase>\n", out);
-    free(body.p);
+    clk_buf_puts(out, "    </testcase>\n");
     free(msg);
     free(name);
 }
@@ -228,29 +256,34 @@ int clk_render_junit(const struct clk_report *r, FILE *out, const struct clk_ren
     }
     /* a passing "connleak" testcase when nothing fails, so the suite is never empty and shows green */
     unsigned long long tests = r->nfindings + (failures == 0);
+    struct clk_buf b = {0};
 
-    fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites", out);
-    attr(out, "name", "connleak");
-    attr_u(out, "tests", tests);
-    attr_u(out, "failures", failures);
-    attr_u(out, "errors", 0);
-    fputs(" time=\"0\">\n  <testsuite", out);
-    attr(out, "name", "connleak");
-    attr_u(out, "tests", tests);
-    attr_u(out, "failures", failures);
-    attr_u(out, "errors", 0);
-    attr_u(out, "skipped", skipped);
-    fputs(" time=\"0\">\n    <properties>\n      <property", out);
-    attr(out, "name", "connleak.version");
-    attr(out, "value", CONNLEAK_VERSION);
-    fputs("/>\n    </properties>\n", out);
+    clk_buf_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites");
+    attr(&b, "name", "connleak");
+    attr_u(&b, "tests", tests);
+    attr_u(&b, "failures", failures);
+    attr_u(&b, "errors", 0);
+    clk_buf_puts(&b, " time=\"0\">\n  <testsuite");
+    attr(&b, "name", "connleak");
+    attr_u(&b, "tests", tests);
+    attr_u(&b, "failures", failures);
+    attr_u(&b, "errors", 0);
+    attr_u(&b, "skipped", skipped);
+    clk_buf_puts(&b, " time=\"0\">\n    <properties>\n      <property");
+    attr(&b, "name", "connleak.version");
+    attr(&b, "value", CONNLEAK_VERSION);
+    clk_buf_puts(&b, "/>\n    </properties>\n");
 
     struct clk_map seen = {0};
-    for (size_t i = 0; i < r->nfindings; i++)
-        testcase(out, r->findings[i], o, &seen);
+    struct clk_frame_memo memo = {0};
+    for (size_t i = 0; i < r->nfindings; i++) {
+        testcase(&b, &memo, r->findings[i], o, &seen);
+        clk_buf_flush(&b, out, CLK_FLUSH_AT);
+    }
     clk_map_free(&seen);
+    clk_frame_memo_free(&memo);
     if (!failures)
-        fputs("    <testcase classname=\"connleak\" name=\"connleak\" time=\"0\"/>\n", out);
+        clk_buf_puts(&b, "    <testcase classname=\"connleak\" name=\"connleak\" time=\"0\"/>\n");
 
     struct clk_buf sys = {0};
     for (size_t i = 0; i < r->nnotes; i++)
@@ -264,9 +297,11 @@ int clk_render_junit(const struct clk_report *r, FILE *out, const struct clk_ren
                    (unsigned long long)r->summary.connects, r->summary.connects == 1 ? "" : "s",
                    (unsigned long long)r->summary.closes, r->summary.closes == 1 ? "" : "s",
                    (unsigned long long)r->summary.processes, r->summary.processes == 1 ? "" : "es");
-    fputs("    <system-out>", out);
-    xml_put(out, sys.p, 0);
-    fputs("</system-out>\n  </testsuite>\n</testsuites>\n", out);
+    clk_buf_puts(&b, "    <system-out>");
+    xml_put(&b, sys.p, 0);
+    clk_buf_puts(&b, "</system-out>\n  </testsuite>\n</testsuites>\n");
     free(sys.p);
+    clk_buf_flush(&b, out, 0);
+    free(b.p);
     return ferror(out) ? -1 : 0;
 }

@@ -1,5 +1,4 @@
 /* render_sarif.c — SARIF 2.1.0 for code scanning: one result per unsuppressed finding, its stacks as a code flow. */
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,45 +39,8 @@ static const struct rule {
                            "is not stale or corrupted. The location is the close."},
 };
 
-/* Length of the well-formed UTF-8 sequence at p, 0 when it is not one. */
-static int utf8_len(const unsigned char *p)
-{
-    if (p[0] < 0x80)
-        return 1;
-    int len = (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
-    unsigned cp = p[0] & (0x7f >> len);
-    for (int i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    static const unsigned min[] = {0, 0, 0x80, 0x800, 0x10000};
-    return len && cp >= min[len] && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff) ? len : 0;
-}
-
-/* jansson takes UTF-8 only: invalid bytes (a target's raw path, say) become U+FFFD rather than a lost field. */
-static json_t *jstr(const char *s)
-{
-    if (!s)
-        return json_null();
-    json_t *j = json_string(s);
-    if (j)
-        return j;
-    struct clk_buf b = {0};
-    for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        int len = utf8_len(p);
-        clk_buf_add(&b, len ? (const char *)p : "\xef\xbf\xbd", len ? (size_t)len : 3);
-        p += len ? len : 1;
-    }
-    j = json_stringn(b.p, b.n);
-    free(b.p);
-    return j;
-}
-
-static json_t *text_obj(const char *s)
-{
-    return json_pack("{s:o}", "text", jstr(s));
-}
+/* JSON is UTF-8: bytes that are not (a target's raw path, say) become U+FFFD rather than a lost field. */
+#define BAD_BYTE "\xef\xbf\xbd"
 
 /* A buffer with room for a typical message up front: growing one with realloc next to a large free block
  * costs a memset of that whole block per call under MALLOC_PERTURB_ (which meson test sets), and a report
@@ -88,6 +50,14 @@ static struct clk_buf buf_new(void)
     struct clk_buf b = {clk_xmalloc(512), 0, 512};
     b.p[0] = 0;
     return b;
+}
+
+/* {"text": s} */
+static void text_obj(struct clk_json *j, const char *s)
+{
+    clk_json_open(j, '{');
+    clk_json_key_str(j, "text", s);
+    clk_json_close(j, '}');
 }
 
 /* A path as a URI reference: every byte but unreserved ones and '/' percent-encoded. */
@@ -103,37 +73,50 @@ static void uri_encode(struct clk_buf *b, const char *path)
 
 /* In-root files are relative to %SRCROOT% (what code scanning maps to the repository); other absolute files
  * are file: URIs; build-relative leftovers (libc's "./csu/...") cannot be located and get no artifact. */
-static json_t *artifact_location(const struct clk_render_opts *o, const char *path)
+static int locatable(const struct clk_render_opts *o, const char *path)
+{
+    return clk_relative_path(o, path) != path || path[0] == '/';
+}
+
+static void artifact_location(struct clk_json *j, const struct clk_render_opts *o, const char *path)
 {
     const char *rel = clk_relative_path(o, path);
     struct clk_buf b = buf_new();
-    json_t *a = NULL;
-    if (rel != path) {
-        uri_encode(&b, rel);
-        a = json_pack("{s:s%, s:s}", "uri", b.p, b.n, "uriBaseId", SRCROOT);
-    } else if (path[0] == '/') {
+    if (rel == path)
         clk_buf_add(&b, "file://", 7);
-        uri_encode(&b, path);
-        a = json_pack("{s:s%}", "uri", b.p, b.n);
-    }
+    uri_encode(&b, rel);
+    clk_json_open(j, '{');
+    clk_json_key_str(j, "uri", b.p);
+    if (rel != path)
+        clk_json_key_str(j, "uriBaseId", SRCROOT);
+    clk_json_close(j, '}');
     free(b.p);
-    return a;
 }
 
-/* Where a frame is: its source line when the file can be located, else its module (code scanning rejects
- * locations without an artifact, so every step of a code flow gets one when anything is known). */
-static json_t *physical_location(const struct clk_render_opts *o, const struct clk_frame *f, int *source)
+/* The file a frame's location names: its source file when that can be located, else its module (code
+ * scanning rejects locations without an artifact, so every step of a code flow gets one when anything is
+ * known); NULL when neither can be. *source: whether it is the source file. */
+static const char *frame_path(const struct clk_render_opts *o, const struct clk_frame *f, int *source)
 {
-    json_t *art = f->file ? artifact_location(o, f->file) : NULL;
-    *source = art != NULL;
-    if (!art && f->module)
-        art = artifact_location(o, f->module);
-    if (!art)
-        return NULL;
-    json_t *p = json_pack("{s:o}", "artifactLocation", art);
-    if (*source && f->line > 0)
-        json_object_set_new(p, "region", json_pack("{s:i}", "startLine", f->line));
-    return p;
+    *source = f->file && locatable(o, f->file);
+    return *source ? f->file : f->module && locatable(o, f->module) ? f->module : NULL;
+}
+
+/* {"artifactLocation": ..., "region": {"startLine": N}} for frame_path's path. */
+static void physical_location(struct clk_json *j, const struct clk_render_opts *o, const struct clk_frame *f)
+{
+    int source;
+    const char *path = frame_path(o, f, &source);
+    clk_json_open(j, '{');
+    clk_json_key(j, "artifactLocation");
+    artifact_location(j, o, path);
+    if (source && f->line > 0) {
+        clk_json_key(j, "region");
+        clk_json_open(j, '{');
+        clk_json_key_int(j, "startLine", f->line);
+        clk_json_close(j, '}');
+    }
+    clk_json_close(j, '}');
 }
 
 /* The frame a result points at: the first with a source file in the repository, else the first with
@@ -188,11 +171,16 @@ static char *message(const struct clk_finding *f)
     return b.p;
 }
 
-static json_t *frame_location(const struct clk_render_opts *o, const struct clk_frame *f, const char *note)
+static void frame_location(struct clk_json *j, const struct clk_render_opts *o, const struct clk_frame *f,
+                           const char *note)
 {
     struct clk_buf b = buf_new();
     int source;
-    json_t *phys = physical_location(o, f, &source);
+    clk_json_open(j, '{');
+    if (frame_path(o, f, &source)) {
+        clk_json_key(j, "physicalLocation");
+        physical_location(j, o, f);
+    }
     clk_buf_printf(&b, "%s", f->function ? f->function : "??");
     if (f->file && !source) /* not linkable: keep what is known in the text */
         clk_buf_printf(&b, " %s:%d", f->file, f->line);
@@ -200,130 +188,208 @@ static json_t *frame_location(const struct clk_render_opts *o, const struct clk_
         clk_buf_printf(&b, " (%s+0x%llx)", clk_basename(f->module), (unsigned long long)f->offset);
     if (note)
         clk_buf_printf(&b, ": %s", note);
-    json_t *loc = json_object();
-    if (phys)
-        json_object_set_new(loc, "physicalLocation", phys);
-    if (f->function)
-        json_object_set_new(loc, "logicalLocations",
-                            json_pack("[{s:o, s:s}]", "name", jstr(f->function), "kind", "function"));
-    json_object_set_new(loc, "message", text_obj(b.p));
+    if (f->function) {
+        clk_json_key(j, "logicalLocations");
+        clk_json_open(j, '[');
+        clk_json_open(j, '{');
+        clk_json_key_str(j, "name", f->function);
+        clk_json_key_str(j, "kind", "function");
+        clk_json_close(j, '}');
+        clk_json_close(j, ']');
+    }
+    clk_json_key(j, "message");
+    text_obj(j, b.p);
+    clk_json_close(j, '}');
     free(b.p);
-    return loc;
 }
 
-/* One stack as code-flow steps in execution order: outermost caller first, the database call's caller last. */
-static void add_steps(json_t *steps, const struct clk_render_opts *o, const struct clk_stack *s, const char *what,
-                      const char *kind)
+/* One stack as code-flow steps in execution order: outermost caller first, the database call's caller last.
+ * A frame's location is the same wherever it recurs (steps all stand at one depth): each distinct one is
+ * written once and copied after that; the first frame's carries a note and is not. */
+static void add_steps(struct clk_json *j, struct clk_frame_memo *memo, const struct clk_render_opts *o,
+                      const struct clk_stack *s, const char *what, const char *kind)
 {
     for (int i = s->n - 1; i >= 0; i--) {
-        json_t *step = json_object();
-        json_object_set_new(step, "location", frame_location(o, &s->f[i], i == 0 ? what : NULL));
-        json_object_set_new(step, "kinds", json_pack("[s]", i == 0 ? kind : "call"));
-        json_object_set_new(step, "nestingLevel", json_integer(s->n - 1 - i));
-        json_array_append_new(steps, step);
+        const struct clk_frame *f = &s->f[i];
+        clk_json_open(j, '{');
+        clk_json_key(j, "location");
+        size_t len;
+        const char *text = i ? clk_frame_memo_get(memo, f, &len) : NULL;
+        if (text) {
+            clk_json_value_text(j, text, len);
+        } else {
+            size_t start = clk_json_value_start(j);
+            frame_location(j, o, f, i == 0 ? what : NULL);
+            if (i)
+                clk_frame_memo_put(memo, f, j->b.p + start, j->b.n - start);
+        }
+        clk_json_key(j, "kinds");
+        clk_json_open(j, '[');
+        clk_json_str(j, i == 0 ? kind : "call");
+        clk_json_close(j, ']');
+        clk_json_key_int(j, "nestingLevel", s->n - 1 - i);
+        clk_json_close(j, '}');
     }
 }
 
-static json_t *code_flows(const struct clk_render_opts *o, const struct clk_finding *f)
+static void code_flows(struct clk_json *j, struct clk_frame_memo *memo, const struct clk_render_opts *o,
+                       const struct clk_finding *f)
 {
-    json_t *steps = json_array();
+    int steps = f->kind == CLK_LEAK ? f->opened_at.n
+              : f->kind == CLK_DOUBLE_CLOSE ? f->opened_at.n + f->first_closed_at.n + f->closed_at.n
+                                            : f->closed_at.n;
+    if (!steps)
+        return;
     char opened[64];
     snprintf(opened, sizeof opened, "%s the %s connection", f->checkout ? "checks out" : "opens", f->backend);
+    clk_json_key(j, "codeFlows");
+    clk_json_open(j, '[');
+    clk_json_open(j, '{');
+    clk_json_key(j, "threadFlows");
+    clk_json_open(j, '[');
+    clk_json_open(j, '{');
+    clk_json_key(j, "locations");
+    clk_json_open(j, '[');
     switch (f->kind) {
     case CLK_LEAK:
-        add_steps(steps, o, &f->opened_at, opened, "acquire");
+        add_steps(j, memo, o, &f->opened_at, opened, "acquire");
         break;
     case CLK_DOUBLE_CLOSE:
-        add_steps(steps, o, &f->opened_at, opened, "acquire");
-        add_steps(steps, o, &f->first_closed_at, "closes it", "release");
-        add_steps(steps, o, &f->closed_at, "closes it again", "release");
+        add_steps(j, memo, o, &f->opened_at, opened, "acquire");
+        add_steps(j, memo, o, &f->first_closed_at, "closes it", "release");
+        add_steps(j, memo, o, &f->closed_at, "closes it again", "release");
         break;
     case CLK_UNKNOWN_CLOSE:
-        add_steps(steps, o, &f->closed_at, "closes a connection never seen open", "release");
+        add_steps(j, memo, o, &f->closed_at, "closes a connection never seen open", "release");
         break;
     }
-    if (!json_array_size(steps)) {
-        json_decref(steps);
-        return NULL;
-    }
-    return json_pack("[{s:[{s:o}]}]", "threadFlows", "locations", steps);
+    clk_json_close(j, ']');
+    clk_json_close(j, '}');
+    clk_json_close(j, ']');
+    clk_json_close(j, '}');
+    clk_json_close(j, ']');
 }
 
 /* A double close also points at the open and the first close, so viewers can jump there. */
-static json_t *related_locations(const struct clk_render_opts *o, const struct clk_finding *f)
+static void related_locations(struct clk_json *j, const struct clk_render_opts *o, const struct clk_finding *f)
 {
     if (f->kind != CLK_DOUBLE_CLOSE)
-        return NULL;
-    json_t *a = json_array();
+        return;
     const struct {
-        const struct clk_stack *s;
+        const struct clk_frame *at;
         const char *what;
-    } rel[] = {{&f->opened_at, "opened here"}, {&f->first_closed_at, "first closed here"}};
+    } rel[] = {{located_frame(o, &f->opened_at), "opened here"},
+               {located_frame(o, &f->first_closed_at), "first closed here"}};
+    int id = 0;
     for (int i = 0; i < 2; i++) {
-        const struct clk_frame *fr = located_frame(o, rel[i].s);
-        int source;
-        if (!fr)
+        if (!rel[i].at)
             continue;
-        json_array_append_new(a, json_pack("{s:i, s:o, s:o}", "id", (int)json_array_size(a) + 1, "physicalLocation",
-                                           physical_location(o, fr, &source), "message", text_obj(rel[i].what)));
+        if (!id) {
+            clk_json_key(j, "relatedLocations");
+            clk_json_open(j, '[');
+        }
+        clk_json_open(j, '{');
+        clk_json_key_int(j, "id", ++id);
+        clk_json_key(j, "physicalLocation");
+        physical_location(j, o, rel[i].at);
+        clk_json_key(j, "message");
+        text_obj(j, rel[i].what);
+        clk_json_close(j, '}');
     }
-    if (!json_array_size(a)) {
-        json_decref(a);
-        return NULL;
-    }
-    return a;
+    if (id)
+        clk_json_close(j, ']');
 }
 
-static json_t *result_json(const struct clk_render_opts *o, const struct clk_finding *f, int with_baseline)
+static void result_json(struct clk_json *j, struct clk_frame_memo *memo, const struct clk_render_opts *o,
+                        const struct clk_finding *f, int with_baseline)
 {
-    json_t *res = json_object();
+    clk_json_open(j, '{');
+    clk_json_key_str(j, "ruleId", rules[f->kind].id);
+    clk_json_key_int(j, "ruleIndex", f->kind);
+    clk_json_key_str(j, "level", rules[f->kind].level);
     char *msg = message(f);
-    json_object_set_new(res, "ruleId", json_string(rules[f->kind].id));
-    json_object_set_new(res, "ruleIndex", json_integer(f->kind));
-    json_object_set_new(res, "level", json_string(rules[f->kind].level));
-    json_object_set_new(res, "message", text_obj(msg));
+    clk_json_key(j, "message");
+    text_obj(j, msg);
     free(msg);
-    json_t *locs = json_array();
+    clk_json_key(j, "locations");
+    clk_json_open(j, '[');
     const struct clk_frame *fr = located_frame(o, primary_stack(f));
-    int source;
-    if (fr) /* none only when no frame has a file or module at all */
-        json_array_append_new(locs, json_pack("{s:o}", "physicalLocation", physical_location(o, fr, &source)));
-    json_object_set_new(res, "locations", locs);
-    json_t *rel = related_locations(o, f);
-    if (rel)
-        json_object_set_new(res, "relatedLocations", rel);
-    json_t *flows = code_flows(o, f);
-    if (flows)
-        json_object_set_new(res, "codeFlows", flows);
-    json_object_set_new(res, "partialFingerprints", json_pack("{s:s}", "connleak/v1", f->fingerprint));
+    if (fr) { /* none only when no frame has a file or module at all */
+        clk_json_open(j, '{');
+        clk_json_key(j, "physicalLocation");
+        physical_location(j, o, fr);
+        clk_json_close(j, '}');
+    }
+    clk_json_close(j, ']');
+    related_locations(j, o, f);
+    code_flows(j, memo, o, f);
+    clk_json_key(j, "partialFingerprints");
+    clk_json_open(j, '{');
+    clk_json_key_str(j, "connleak/v1", f->fingerprint);
+    clk_json_close(j, '}');
     /* SARIF wants baselineState on all results of a run or none */
-    if (with_baseline)
-        json_object_set_new(res, "baselineState", json_string(f->baselined ? "unchanged" : "new"));
-    json_t *props = json_pack("{s:s, s:o, s:I}", "backend", f->backend, "target",
-                              f->target ? jstr(f->target) : json_null(), "count", (json_int_t)f->count);
-    if (f->test)
-        json_object_set_new(props, "test", jstr(f->test));
-    if (f->checkout)
-        json_object_set_new(props, "checkout", json_true());
-    json_object_set_new(res, "properties", props);
-    return res;
+    if (with_baseline) {
+        clk_json_key_str(j, "baselineState", f->baselined ? "unchanged" : "new");
+    }
+    clk_json_key(j, "properties");
+    clk_json_open(j, '{');
+    clk_json_key_str(j, "backend", f->backend);
+    clk_json_key_str(j, "target", f->target);
+    clk_json_key_int(j, "count", (long long)f->count);
+    if (f->test) {
+        clk_json_key_str(j, "test", f->test);
+    }
+    if (f->checkout) {
+        clk_json_key(j, "checkout");
+        clk_json_bool(j, 1);
+    }
+    clk_json_close(j, '}');
+    clk_json_close(j, '}');
 }
 
-static json_t *driver_json(void)
+static void text_member(struct clk_json *j, const char *key, const char *text)
 {
-    json_t *a = json_array();
+    clk_json_key(j, key);
+    text_obj(j, text);
+}
+
+static void driver_json(struct clk_json *j)
+{
+    clk_json_open(j, '{');
+    clk_json_key_str(j, "name", "connleak");
+    clk_json_key_str(j, "version", CONNLEAK_VERSION);
+    clk_json_key_str(j, "semanticVersion", CONNLEAK_VERSION);
+    clk_json_key_str(j, "informationUri", CONNLEAK_HOMEPAGE);
+    clk_json_key(j, "rules");
+    clk_json_open(j, '[');
     for (size_t i = 0; i < sizeof rules / sizeof *rules; i++) {
         const struct rule *r = &rules[i];
-        json_array_append_new(
-            a, json_pack("{s:s, s:s, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:[s, s]}}", "id", r->id, "name",
-                         r->name, "shortDescription", "text", r->short_text, "fullDescription", "text", r->full_text,
-                         "help", "text", r->help, "defaultConfiguration", "level", r->level, "properties", "tags",
-                         "reliability", "resource-leak"));
+        clk_json_open(j, '{');
+        clk_json_key_str(j, "id", r->id);
+        clk_json_key_str(j, "name", r->name);
+        text_member(j, "shortDescription", r->short_text);
+        text_member(j, "fullDescription", r->full_text);
+        text_member(j, "help", r->help);
+        clk_json_key(j, "defaultConfiguration");
+        clk_json_open(j, '{');
+        clk_json_key_str(j, "level", r->level);
+        clk_json_close(j, '}');
+        clk_json_key(j, "properties");
+        clk_json_open(j, '{');
+        clk_json_key(j, "tags");
+        clk_json_open(j, '[');
+        clk_json_str(j, "reliability");
+        clk_json_str(j, "resource-leak");
+        clk_json_close(j, ']');
+        clk_json_close(j, '}');
+        clk_json_close(j, '}');
     }
-    return json_pack("{s:s, s:s, s:s, s:s, s:o}", "name", "connleak", "version", CONNLEAK_VERSION, "semanticVersion",
-                     CONNLEAK_VERSION, "informationUri", CONNLEAK_HOMEPAGE, "rules", a);
+    clk_json_close(j, ']');
+    clk_json_close(j, '}');
 }
 
+/* Written as it goes, laid out as jansson's JSON_INDENT(2) was: a run of 25,000 results with deep
+ * stacks would be tens of millions of objects if built whole. */
 int clk_render_sarif(const struct clk_report *r, FILE *out, const struct clk_render_opts *o)
 {
     int with_baseline = 0;
@@ -333,46 +399,77 @@ int clk_render_sarif(const struct clk_report *r, FILE *out, const struct clk_ren
             total++;
             with_baseline |= r->findings[i]->baselined;
         }
-    json_t *results = json_array();
-    for (size_t i = 0; i < r->nfindings && json_array_size(results) < SARIF_MAX_RESULTS; i++)
-        if (!r->findings[i]->suppressed)
-            json_array_append_new(results, result_json(o, r->findings[i], with_baseline));
-
-    json_t *run = json_object();
-    json_object_set_new(run, "tool", json_pack("{s:o}", "driver", driver_json()));
+    struct clk_json j;
+    clk_json_init(&j, out, 2, BAD_BYTE);
+    clk_json_open(&j, '{');
+    clk_json_key_str(&j, "$schema", SARIF_SCHEMA);
+    clk_json_key_str(&j, "version", "2.1.0");
+    clk_json_key(&j, "runs");
+    clk_json_open(&j, '[');
+    clk_json_open(&j, '{');
+    clk_json_key(&j, "tool");
+    clk_json_open(&j, '{');
+    clk_json_key(&j, "driver");
+    driver_json(&j);
+    clk_json_close(&j, '}');
     if (o->source_root && o->source_root[0] == '/') {
         struct clk_buf b = buf_new();
         clk_buf_add(&b, "file://", 7);
         uri_encode(&b, o->source_root);
         if (b.p[b.n - 1] != '/')
             clk_buf_add(&b, "/", 1);
-        json_object_set_new(run, "originalUriBaseIds",
-                            json_pack("{s:{s:s%}}", SRCROOT, "uri", b.p, b.n));
+        clk_json_key(&j, "originalUriBaseIds");
+        clk_json_open(&j, '{');
+        clk_json_key(&j, SRCROOT);
+        clk_json_open(&j, '{');
+        clk_json_key_str(&j, "uri", b.p);
+        clk_json_close(&j, '}');
+        clk_json_close(&j, '}');
         free(b.p);
     }
-    json_t *notes = json_array();
-    for (size_t i = 0; i < r->nnotes; i++)
-        json_array_append_new(notes, json_pack("{s:s, s:o}", "level", "warning", "message", text_obj(r->notes[i])));
-    json_object_set_new(run, "invocations",
-                        json_pack("[{s:b, s:o}]", "executionSuccessful", 1, "toolExecutionNotifications", notes));
-    json_object_set_new(run, "results", results);
-    json_t *props = json_object();
-    json_object_set_new(
-        props, "summary",
-        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "processes", (json_int_t)r->summary.processes,
-                  "connects", (json_int_t)r->summary.connects, "closes", (json_int_t)r->summary.closes, "leaks",
-                  (json_int_t)r->summary.leaks, "double_closes", (json_int_t)r->summary.double_closes,
-                  "unknown_closes", (json_int_t)r->summary.unknown_closes, "suppressed",
-                  (json_int_t)r->summary.suppressed, "baselined", (json_int_t)r->summary.baselined));
-    if (total > SARIF_MAX_RESULTS) {
-        json_object_set_new(props, "resultsTruncated", json_true());
-        json_object_set_new(props, "resultsTotal", json_integer((json_int_t)total));
+    clk_json_key(&j, "invocations");
+    clk_json_open(&j, '[');
+    clk_json_open(&j, '{');
+    clk_json_key(&j, "executionSuccessful");
+    clk_json_bool(&j, 1);
+    clk_json_key(&j, "toolExecutionNotifications");
+    clk_json_open(&j, '[');
+    for (size_t i = 0; i < r->nnotes; i++) {
+        clk_json_open(&j, '{');
+        clk_json_key_str(&j, "level", "warning");
+        text_member(&j, "message", r->notes[i]);
+        clk_json_close(&j, '}');
     }
-    json_object_set_new(run, "properties", props);
+    clk_json_close(&j, ']');
+    clk_json_close(&j, '}');
+    clk_json_close(&j, ']');
 
-    json_t *root = json_pack("{s:s, s:s, s:[o]}", "$schema", SARIF_SCHEMA, "version", "2.1.0", "runs", run);
-    int rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    fputc('\n', out);
-    json_decref(root);
-    return rc || ferror(out) ? -1 : 0;
+    clk_json_key(&j, "results");
+    clk_json_open(&j, '[');
+    struct clk_frame_memo memo = {0};
+    size_t written = 0;
+    for (size_t i = 0; i < r->nfindings && written < SARIF_MAX_RESULTS; i++)
+        if (!r->findings[i]->suppressed) {
+            result_json(&j, &memo, o, r->findings[i], with_baseline);
+            clk_json_flush(&j);
+            written++;
+        }
+    clk_frame_memo_free(&memo);
+    clk_json_close(&j, ']');
+
+    clk_json_key(&j, "properties");
+    clk_json_open(&j, '{');
+    clk_json_key(&j, "summary");
+    clk_render_summary_json(&j, r);
+    if (total > SARIF_MAX_RESULTS) {
+        clk_json_key(&j, "resultsTruncated");
+        clk_json_bool(&j, 1);
+        clk_json_key_int(&j, "resultsTotal", (long long)total);
+    }
+    clk_json_close(&j, '}');
+    clk_json_close(&j, '}');
+    clk_json_close(&j, ']');
+    clk_json_close(&j, '}');
+    clk_json_raw(&j, "\n");
+    return clk_json_end(&j);
 }

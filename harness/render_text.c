@@ -1,73 +1,81 @@
 /* render_text.c — the sanitizer-style text report: a header per finding, numbered frames, a summary line. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
 
-static void frames(FILE *out, const struct clk_stack *s)
+/* A frame's line after its number: " function file:line (module+0xoffset)". */
+static void frame_line(struct clk_buf *b, const struct clk_frame *f, const void *unused)
+{
+    (void)unused;
+    clk_buf_putc(b, ' ');
+    clk_buf_puts(b, f->function ? f->function : "??");
+    if (f->file)
+        clk_buf_printf(b, " %s:%d", f->file, f->line);
+    if (f->module)
+        clk_buf_printf(b, " (%s+0x%llx)", f->module, (unsigned long long)f->offset);
+    else if (f->has_offset)
+        clk_buf_printf(b, " (0x%llx)", (unsigned long long)f->offset);
+    clk_buf_putc(b, '\n');
+}
+
+/* Into a buffer, each distinct frame formatted once: a report can hold millions of frames. */
+static void frames(struct clk_buf *b, struct clk_frame_memo *memo, const struct clk_stack *s)
 {
     if (!s->n) {
-        fprintf(out, "    (no stack recorded)\n");
+        clk_buf_puts(b, "    (no stack recorded)\n");
         return;
     }
     for (int i = 0; i < s->n; i++) {
-        const struct clk_frame *f = &s->f[i];
-        fprintf(out, "    #%d %s", i, f->function ? f->function : "??");
-        if (f->file)
-            fprintf(out, " %s:%d", f->file, f->line);
-        if (f->module)
-            fprintf(out, " (%s+0x%llx)", f->module, (unsigned long long)f->offset);
-        else if (f->has_offset)
-            fprintf(out, " (0x%llx)", (unsigned long long)f->offset);
-        fputc('\n', out);
+        clk_buf_add(b, "    #", 5);
+        clk_buf_int(b, i);
+        clk_frame_memo_add(memo, b, &s->f[i], frame_line, NULL);
     }
 }
 
-static void pids(FILE *out, const struct clk_finding *f)
+static void pids(struct clk_buf *b, const struct clk_finding *f)
 {
-    fprintf(out, "pid%s ", f->npids == 1 ? "" : "s");
+    clk_buf_puts(b, f->npids == 1 ? "pid " : "pids ");
     for (size_t i = 0; i < f->npids && i < 8; i++)
-        fprintf(out, "%s%d", i ? ", " : "", f->pids[i]);
+        clk_buf_printf(b, "%s%d", i ? ", " : "", f->pids[i]);
     if (f->npids > 8)
-        fprintf(out, ", ... (%zu in all)", f->npids);
+        clk_buf_printf(b, ", ... (%zu in all)", f->npids);
 }
 
-static void finding(FILE *out, const struct clk_finding *f)
+static void finding(struct clk_buf *b, struct clk_frame_memo *memo, const struct clk_finding *f)
 {
     const char *target = f->target ? f->target : "(unknown target)";
     unsigned long long n = (unsigned long long)f->count;
-    fputc('\n', out);
+    clk_buf_putc(b, '\n');
     switch (f->kind) {
     case CLK_LEAK:
-        if (f->checkout)
-            fprintf(out, "Checkout never returned: %llu %s connection%s to %s (", n, f->backend, n == 1 ? "" : "s",
-                    target);
-        else
-            fprintf(out, "Leak of %llu %s connection%s to %s (", n, f->backend, n == 1 ? "" : "s", target);
-        pids(out, f);
+        clk_buf_printf(b, "%s%llu %s connection%s to %s (", f->checkout ? "Checkout never returned: " : "Leak of ", n,
+                       f->backend, n == 1 ? "" : "s", target);
+        pids(b, f);
         if (f->test)
-            fprintf(out, ", test %s", f->test);
-        fprintf(out, "), %s at:\n", f->checkout ? "checked out" : "opened");
-        frames(out, &f->opened_at);
+            clk_buf_printf(b, ", test %s", f->test);
+        clk_buf_printf(b, "), %s at:\n", f->checkout ? "checked out" : "opened");
+        frames(b, memo, &f->opened_at);
         break;
     case CLK_DOUBLE_CLOSE:
-        fprintf(out, "Double close of a %s connection to %s (", f->backend, target);
-        pids(out, f);
+        clk_buf_printf(b, "Double close of a %s connection to %s (", f->backend, target);
+        pids(b, f);
         if (f->test)
-            fprintf(out, ", test %s", f->test);
+            clk_buf_printf(b, ", test %s", f->test);
         if (n > 1)
-            fprintf(out, ", %llu times", n);
-        fprintf(out, "), closed again at:\n");
-        frames(out, &f->closed_at);
-        fprintf(out, "  first closed at:\n");
-        frames(out, &f->first_closed_at);
-        fprintf(out, "  opened at:\n");
-        frames(out, &f->opened_at);
+            clk_buf_printf(b, ", %llu times", n);
+        clk_buf_puts(b, "), closed again at:\n");
+        frames(b, memo, &f->closed_at);
+        clk_buf_puts(b, "  first closed at:\n");
+        frames(b, memo, &f->first_closed_at);
+        clk_buf_puts(b, "  opened at:\n");
+        frames(b, memo, &f->opened_at);
         break;
     case CLK_UNKNOWN_CLOSE:
-        fprintf(out, "Close of a %s connection never seen open (", f->backend);
-        pids(out, f);
-        fprintf(out, "%s), closed at:\n", n > 1 ? ", several times" : "");
-        frames(out, &f->closed_at);
+        clk_buf_printf(b, "Close of a %s connection never seen open (", f->backend);
+        pids(b, f);
+        clk_buf_printf(b, "%s), closed at:\n", n > 1 ? ", several times" : "");
+        frames(b, memo, &f->closed_at);
         break;
     }
 }
@@ -76,38 +84,44 @@ int clk_render_text(const struct clk_report *r, FILE *out, const struct clk_rend
 {
     int verbose = o->verbose;
     uint64_t failing = clk_report_failing(r);
+    struct clk_buf b = {0};
+    struct clk_frame_memo memo = {0};
     int any = 0;
     for (size_t i = 0; i < r->nfindings; i++)
         if (!r->findings[i]->suppressed || verbose)
             any = 1;
     if (any) {
-        fprintf(out, "=================================================================\n");
+        clk_buf_puts(&b, "=================================================================\n");
         if (failing)
-            fprintf(out, "==connleak==ERROR: connleak: %llu leaked connection%s or double close%s\n",
-                    (unsigned long long)failing, failing == 1 ? "" : "s", failing == 1 ? "" : "s");
+            clk_buf_printf(&b, "==connleak==ERROR: connleak: %llu leaked connection%s or double close%s\n",
+                           (unsigned long long)failing, failing == 1 ? "" : "s", failing == 1 ? "" : "s");
     }
     for (size_t i = 0; i < r->nfindings; i++) {
         const struct clk_finding *f = r->findings[i];
         if (f->suppressed && !verbose)
             continue;
         if (f->suppressed)
-            fprintf(out, "\n(suppressed)");
+            clk_buf_puts(&b, "\n(suppressed)");
         else if (f->baselined)
-            fprintf(out, "\n(known, in baseline)");
-        finding(out, f);
+            clk_buf_puts(&b, "\n(known, in baseline)");
+        finding(&b, &memo, f);
+        clk_buf_flush(&b, out, CLK_FLUSH_AT);
     }
     for (size_t i = 0; i < r->nnotes; i++)
-        fprintf(out, "\nconnleak: note: %s\n", r->notes[i]);
+        clk_buf_printf(&b, "\nconnleak: note: %s\n", r->notes[i]);
     char known[64] = ""; /* only when a baseline skipped some: the line stays as it was without one */
     if (r->summary.baselined)
         snprintf(known, sizeof known, ", %llu known (baseline)", (unsigned long long)r->summary.baselined);
     unsigned long long leaks = r->summary.leaks, dc = r->summary.double_closes, uc = r->summary.unknown_closes;
-    fprintf(out,
-            "\nSUMMARY: connleak: %llu leaked connection%s, %llu double close%s, %llu unknown close%s, "
-            "%llu suppressed%s; %llu connects, %llu closes in %llu process%s.\n",
-            leaks, leaks == 1 ? "" : "s", dc, dc == 1 ? "" : "s", uc, uc == 1 ? "" : "s",
-            (unsigned long long)r->summary.suppressed, known, (unsigned long long)r->summary.connects,
-            (unsigned long long)r->summary.closes, (unsigned long long)r->summary.processes,
-            r->summary.processes == 1 ? "" : "es");
+    clk_buf_printf(&b,
+                   "\nSUMMARY: connleak: %llu leaked connection%s, %llu double close%s, %llu unknown close%s, "
+                   "%llu suppressed%s; %llu connects, %llu closes in %llu process%s.\n",
+                   leaks, leaks == 1 ? "" : "s", dc, dc == 1 ? "" : "s", uc, uc == 1 ? "" : "s",
+                   (unsigned long long)r->summary.suppressed, known, (unsigned long long)r->summary.connects,
+                   (unsigned long long)r->summary.closes, (unsigned long long)r->summary.processes,
+                   r->summary.processes == 1 ? "" : "es");
+    clk_buf_flush(&b, out, 0);
+    free(b.p);
+    clk_frame_memo_free(&memo);
     return ferror(out) ? -1 : 0;
 }

@@ -239,6 +239,12 @@ static int render_one(const struct clk_report *r, const struct output *out, cons
     if (out->path) {
         if (fclose(f) != 0)
             rc = -1;
+        /* ext4 writes a file's data out before a rename replaces an existing
+         * file with it (auto_da_alloc): seconds for a report of 100k leaks.
+         * Unlinked first, a reader sees the old report, none, or the new one. */
+        struct stat old;
+        if (!rc && tmp[0] && lstat(out->path, &old) == 0 && S_ISREG(old.st_mode))
+            unlink(out->path);
         if (!rc && tmp[0] && rename(tmp, out->path) != 0)
             rc = -1;
         if (rc) {

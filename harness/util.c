@@ -79,15 +79,33 @@ void clk_err(const char *fmt, ...)
     va_end(ap);
 }
 
-void clk_buf_add(struct clk_buf *b, const char *s, size_t n)
+void clk_buf_reserve(struct clk_buf *b, size_t n)
 {
     if (b->n + n + 1 > b->cap) {
         b->cap = (b->n + n + 1) * 2;
         b->p = clk_xrealloc(b->p, b->cap);
     }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
+}
+
+/* By hand: a frame number or pid per line, and printf's format parsing was most of a large report's cost. */
+void clk_buf_int(struct clk_buf *b, long long v)
+{
+    char tmp[24], *p = tmp + sizeof tmp;
+    unsigned long long u = v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
+    do
+        *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        *--p = '-';
+    clk_buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+void clk_buf_flush(struct clk_buf *b, FILE *out, size_t over)
+{
+    if (b->n > over) {
+        fwrite(b->p, 1, b->n, out);
+        b->n = 0;
+    }
 }
 
 void clk_buf_printf(struct clk_buf *b, const char *fmt, ...)

@@ -15,6 +15,8 @@
 #define CONNLEAK_RAW_VERSION 1u
 #define CONNLEAK_RAW_SLOT 64u
 #define CONNLEAK_RAW_CONT_PAYLOAD 56u
+/* journals grow in whole chunks: a size that is not a multiple was cut short (disk full, a copy) */
+#define CONNLEAK_RAW_CHUNK (1u << 20)
 #define CONNLEAK_RAW_SUFFIX ".raw"
 /* Environment variable naming the run directory the CLI reads. */
 #define CONNLEAK_RUN_DIR_ENV "CONNLEAK_RUN_DIR"

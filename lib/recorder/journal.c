@@ -9,7 +9,7 @@
 
 #include "recorder.h"
 
-#define CHUNK_BYTES (1u << 20)
+#define CHUNK_BYTES CONNLEAK_RAW_CHUNK
 #define PER_CHUNK (CHUNK_BYTES / CONNLEAK_RAW_SLOT)
 #define MAX_CHUNKS 16384u /* 16 GiB of journal; past that events are counted as lost */
 #define CHUNK_DONE ((char *)1)

@@ -582,3 +582,58 @@ Test(cli, output_to_a_device_writes_through_it, TIMEOUT)
     clk_test_proc_free(&p);
     clk_test_rmtree(dir);
 }
+
+/* ---- damaged journals: each is reported as such, and the rest of the run still is ---- */
+
+static void damage(const char *path, long keep_bytes, long garbage_from, long garbage_to)
+{
+    size_t len;
+    char *data = clk_test_read_file(path, &len);
+    cr_assert_not_null(data, "cannot read %s", path);
+    if (keep_bytes >= 0 && (size_t)keep_bytes < len)
+        len = (size_t)keep_bytes;
+    for (long i = garbage_from; i < garbage_to && (size_t)i < len; i++)
+        data[i] = (char)0xab;
+    cr_assert_eq(clk_test_write_file(path, data, len), 0);
+    free(data);
+}
+
+Test(cli, report_of_a_truncated_and_a_corrupt_journal_keeps_the_rest, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char *raw = clk_test_path(dir, "raw");
+    cr_assert_eq(mkdir(raw, 0700), 0);
+    char pre[4096], run_dir[4096];
+    snprintf(pre, sizeof pre, "LD_PRELOAD=%s", clk_test_preload());
+    snprintf(run_dir, sizeof run_dir, "CONNLEAK_RUN_DIR=%s", raw);
+    /* the parent leaks 1 connection early, its forked child 3, each among 100 pairs */
+    clk_test_proc p;
+    clk_test_exec(ARGS(clk_test_fixture("fx_stackcache"), "fork"), ARGS(pre, run_dir), NULL, 0, &p);
+    cr_assert_eq(p.status, 0, "fixture: %s", clk_test_excerpt(p.err));
+    long long child = clk_test_stdout_int(p.out, "child=");
+    char parent_raw[64], child_raw[64];
+    snprintf(parent_raw, sizeof parent_raw, "%d-0.raw", (int)clk_test_stdout_int(p.out, "parent="));
+    snprintf(child_raw, sizeof child_raw, "%lld-0.raw", child);
+    clk_test_proc_free(&p);
+    /* the child's journal cut inside its 101st record; ten of the parent's records overwritten */
+    damage(clk_test_path(raw, child_raw), 100 * 64 + 13, 0, 0);
+    damage(clk_test_path(raw, parent_raw), -1, 150 * 64, 160 * 64);
+    char *json = clk_test_path(dir, "report.json");
+    cli(&p, ARGS(clk_test_cli(), "report", "--json", json, raw));
+    cr_assert_eq(p.status, 23, "report exit %d: %s", p.status, clk_test_excerpt(p.err));
+    char *text = clk_test_read_file(json, NULL);
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    cr_assert_not_null(j, "no JSON report: %s", clk_test_excerpt(p.err));
+    char want[256];
+    snprintf(want, sizeof want, "%s: truncated at %d bytes", child_raw, 100 * 64 + 13);
+    cr_assert(clk_test_contains(text, want), "no note that %s was truncated: %s", child_raw, clk_test_excerpt(text));
+    snprintf(want, sizeof want, "%s: 10 corrupt records skipped", parent_raw);
+    cr_assert(clk_test_contains(text, want), "no note of the corrupt records: %s", clk_test_excerpt(text));
+    cr_assert(clk_test_contains(p.err, "truncated"), "the text report should say it too: %s", clk_test_excerpt(p.err));
+    cr_assert_eq(clk_test_summary(j, "processes"), 2, "%s", clk_test_excerpt(text));
+    cr_assert_eq(clk_test_leak_count(j, "sqlite", NULL, "caller_alpha"), 1, "the parent's leak: %s", clk_test_excerpt(text));
+    cr_assert_eq(clk_test_leak_count(j, "sqlite", NULL, "caller_beta"), 3, "the child's leaks: %s", clk_test_excerpt(text));
+    json_decref(j);
+    clk_test_proc_free(&p);
+    clk_test_rmtree(dir);
+}
