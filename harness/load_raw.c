@@ -427,6 +427,9 @@ int clk_load_raw(struct clk_report *r, const char *path)
     const struct connleak_raw_record *rec = map;
     read_blobs(&p, rec, nslots);
     replay(r, &p, rec, nslots);
+    /* lost events are counted in the header in place (older recorders wrote a LOST record at exit) */
+    if (h->lost > p.lost)
+        p.lost = h->lost;
     /* what is left needs only the blobs' copies: the journal's pages need not stay while findings are made */
     munmap(map, (size_t)st.st_size);
     report_open(r, &p, &p.open, 0);
@@ -445,7 +448,8 @@ int clk_load_raw(struct clk_report *r, const char *path)
         clk_report_note(r, "%s: %llu corrupt record%s skipped", path, (unsigned long long)p.corrupt,
                         p.corrupt == 1 ? "" : "s");
     if (p.lost)
-        clk_report_note(r, "process %d lost %llu event%s (journal full)", p.pid, (unsigned long long)p.lost,
+        clk_report_note(r, "process %d lost %llu event%s (journal full: no room on its disk, or the 16 GiB limit); "
+                        "a leak it shows may have been closed after that", p.pid, (unsigned long long)p.lost,
                         p.lost == 1 ? "" : "s");
     for (size_t i = 0; i < p.blobs.cap; i++) {
         struct blob *b = p.blobs.keys[i] ? p.blobs.vals[i] : NULL;

@@ -60,7 +60,8 @@ struct connleak_raw_header {
     uint64_t start_ns;      /* CLOCK_REALTIME at start */
     uint32_t stack_depth;
     uint32_t cmdline;       /* string id of argv joined by NUL bytes, 0 when unknown */
-    uint8_t reserved[16];
+    uint64_t lost;          /* events that found no room (disk full, size limit), counted in place */
+    uint8_t reserved[8];
 };
 
 struct connleak_raw_record {

@@ -119,10 +119,12 @@ static void refresh_modules(void)
         if (known)
             continue;
         const char *name = s.found[i].name;
-        char exe[4096];
+        static char exe[4096]; /* the main program's path, read once (scan_mu held) */
         if (!name || !name[0]) {
-            ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-            exe[n > 0 ? n : 0] = 0;
+            if (!exe[0]) {
+                ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+                exe[n > 0 ? n : 0] = 0;
+            }
             name = exe;
         }
         /* written with the module's record, if a stack ever lies in it */
@@ -298,6 +300,11 @@ uint32_t clk_intern_string(const char *s, size_t len)
 void clk_intern_ensure(uint32_t id)
 {
     ensure_blob(index_get(id));
+}
+
+void clk_intern_scan_modules(void)
+{
+    refresh_modules();
 }
 
 /* At exit: every loaded object into the journal, so the CLI can tell a

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +20,17 @@ static uint64_t next_slot;              /* atomic: next free slot index */
 static char *chunks[MAX_CHUNKS];        /* atomic pointers; CHUNK_DONE once fully written and unmapped */
 static uint32_t committed[MAX_CHUNKS];  /* atomic: slots finished per chunk */
 static uint64_t lost;                   /* atomic: events that found no room */
+/* The header's page, mapped for the journal's whole life: when the journal is
+ * full, the count of lost events still reaches the file. */
+static struct connleak_raw_header *header;
+
+static void count_lost(void)
+{
+    __atomic_fetch_add(&lost, 1, __ATOMIC_RELAXED);
+    struct connleak_raw_header *h = __atomic_load_n(&header, __ATOMIC_ACQUIRE);
+    if (h)
+        __atomic_fetch_add(&h->lost, 1, __ATOMIC_RELAXED);
+}
 static pthread_mutex_t map_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t chunks_seen;            /* under map_mu: one past the highest chunk ever mapped */
 uint32_t clk_journal_generation;
@@ -36,7 +48,15 @@ static char *map_chunk(uint64_t c)
     if (!p) {
         off_t need = (off_t)(c + 1) * CHUNK_BYTES;
         struct stat st;
-        if (fstat(jfd, &st) == 0 && st.st_size < need && ftruncate(jfd, need) != 0)
+        /* blocks reserved up front: a full disk (or tmpfs) is then an error
+         * here, and the events are counted as lost, not a SIGBUS in the
+         * program at its next write into the mapping */
+        struct rlimit fsize;
+        if (fstat(jfd, &st) == 0 && st.st_size < need &&
+            ((getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY &&
+              (rlim_t)need > fsize.rlim_cur) || /* growing past it would raise SIGXFSZ */
+             (fallocate(jfd, 0, (off_t)c * CHUNK_BYTES, CHUNK_BYTES) != 0 &&
+              ((errno != EOPNOTSUPP && errno != ENOSYS) || ftruncate(jfd, need) != 0))))
             p = NULL;
         else {
             void *m = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, jfd, (off_t)c * CHUNK_BYTES);
@@ -81,7 +101,7 @@ uint64_t clk_journal_reserve(uint32_t nextra)
         return 0;
     uint64_t i = __atomic_fetch_add(&next_slot, 1 + nextra, __ATOMIC_RELAXED);
     if (i + nextra >= (uint64_t)MAX_CHUNKS * PER_CHUNK) {
-        __atomic_fetch_add(&lost, 1, __ATOMIC_RELAXED);
+        count_lost();
         return 0;
     }
     return i;
@@ -97,7 +117,7 @@ void clk_journal_commit(uint64_t index, struct connleak_raw_record *rec, uint8_t
         memcpy(dst, rec, sizeof *dst);
         __atomic_store_n(&dst->type, type, __ATOMIC_RELEASE);
     } else {
-        __atomic_fetch_add(&lost, 1, __ATOMIC_RELAXED);
+        count_lost();
     }
     slot_done(index);
 }
@@ -153,6 +173,9 @@ static void reset_state(void)
     chunks_seen = 0;
     next_slot = 1; /* slot 0 is the header */
     lost = 0;
+    struct connleak_raw_header *h = __atomic_exchange_n(&header, NULL, __ATOMIC_ACQ_REL);
+    if (h)
+        munmap(h, CONNLEAK_RAW_SLOT); /* a fork child's copy of its parent's header page */
 }
 
 static char *read_small_file(const char *path, char *buf, size_t cap, size_t *len)
@@ -207,12 +230,16 @@ int clk_journal_start(int forked)
         }
         h.cmdline = clk_intern_string(clean, out > sizeof clean ? sizeof clean : out);
     }
-    struct connleak_raw_header *dst = (struct connleak_raw_header *)clk_journal_slot(0);
-    if (!dst)
+    if (!clk_journal_slot(0)) /* chunk 0, its blocks reserved */
         return -1;
+    void *m = mmap(NULL, CONNLEAK_RAW_SLOT, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return -1;
+    struct connleak_raw_header *dst = m;
     memcpy(dst, &h, sizeof h);
     __atomic_thread_fence(__ATOMIC_RELEASE);
     memcpy(dst->magic, CONNLEAK_RAW_MAGIC, sizeof dst->magic);
+    __atomic_store_n(&header, dst, __ATOMIC_RELEASE);
     slot_done(0);
     return 0;
 }
@@ -233,6 +260,9 @@ void clk_journal_after_fork_child(void)
 {
     pthread_mutex_unlock(&map_mu); /* taken by this thread in prepare */
     int fd = __atomic_exchange_n(&jfd, -1, __ATOMIC_ACQ_REL);
+    struct connleak_raw_header *h = __atomic_exchange_n(&header, NULL, __ATOMIC_ACQ_REL);
+    if (h)
+        munmap(h, CONNLEAK_RAW_SLOT); /* the parent's: never to be written from here */
     if (fd < 0)
         return;
     close(fd);
@@ -243,12 +273,7 @@ void clk_journal_after_fork_child(void)
 /* Exit handlers ran: the CLI tells clean exits from crashes by this record. */
 void clk_journal_exit(void)
 {
-    uint64_t lost_now = __atomic_load_n(&lost, __ATOMIC_RELAXED);
-    if (lost_now) {
-        struct connleak_raw_record rec = {0};
-        rec.u.ev.result = (int32_t)(lost_now > INT32_MAX ? INT32_MAX : lost_now);
-        clk_journal_commit(clk_journal_reserve(0), &rec, CONNLEAK_REC_LOST);
-    }
+    /* events lost are already counted in the header */
     struct connleak_raw_record rec = {0};
     rec.u.ev.time_ns = clk_now_ns(0);
     clk_journal_commit(clk_journal_reserve(0), &rec, CONNLEAK_REC_EXIT);

@@ -179,6 +179,7 @@ static void start(void)
     }
     clk_tracker_init();
     clk_journal_start(0);
+    clk_intern_scan_modules();
     if (!clk_opts.follow_children)
         stop_following();
     pthread_atfork(prepare_fork, after_fork_parent, after_fork_child);

@@ -107,6 +107,8 @@ CLK_HIDDEN const char *clk_string(uint32_t id);
 /* Writes the blob of an id into the current journal if it is not there yet. */
 CLK_HIDDEN void clk_intern_ensure(uint32_t id);
 CLK_HIDDEN void clk_intern_all_modules(void);
+/* Learns the loaded objects (at start, so that the first event need not). */
+CLK_HIDDEN void clk_intern_scan_modules(void);
 CLK_HIDDEN void clk_intern_prepare_fork(void);
 CLK_HIDDEN void clk_intern_after_fork(void);
 

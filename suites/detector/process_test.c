@@ -175,3 +175,25 @@ Test(process, self_segv, TIMEOUT) { check_self_end("segv", 128 + 11); }
 Test(process, self_stack_overflow, TIMEOUT) { check_self_end("overflow", 128 + 11); }
 /* exec'ing /bin/true (status 0) with the connection open: the old image leaked it */
 Test(process, self_exec_with_a_connection_open, TIMEOUT) { check_self_end_images("exec", 23, 2); }
+
+/* ---- a journal that cannot grow: events are counted as lost, the host lives on ---- */
+
+Test(process, a_journal_that_cannot_grow_loses_events_not_the_program, TIMEOUT)
+{
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_process", ARGS("fsize-limit", "20000"), &r);
+    cr_assert(clk_test_contains(r.proc.out, "fsize done"), "the program did not finish: %s" CLK_CTX_FMT,
+              r.proc.out, CLK_CTX(&r));
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    clk_assert_summary(&r, "processes", 1);
+    cr_assert(clk_test_contains(r.json_text, "lost") && clk_test_contains(r.json_text, "journal full"),
+              "no note of the lost events" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert_not_null(clk_test_find_leak(r.report, "sqlite", NULL, "open_and_keep"),
+                       "the leak recorded before the journal filled" CLK_CTX_FMT, CLK_CTX(&r));
+    /* the first MiB holds some 16,000 events of the 40,001 */
+    long long connects = clk_test_summary(r.report, "connects");
+    cr_assert(connects > 1000 && connects < 20001, "connects %lld" CLK_CTX_FMT, connects, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
+
