@@ -256,10 +256,10 @@ static uint32_t intern(uint8_t type, const void *data, size_t len, int emit)
 /* A loop opening and closing connections repeats a few stacks and targets:
  * a few entries per thread remember the last ones, so the common case takes
  * no lock. */
-#define LAST_N 4
+#define LAST_N (4 / CLK_TLS_SCALE)
 struct last {
     uint32_t id, len;
-    _Alignas(8) char data[256];
+    _Alignas(8) char data[256 / CLK_TLS_SCALE];
 };
 struct last_set {
     struct last e[LAST_N];

@@ -28,6 +28,16 @@ CLK_HIDDEN extern struct clk_options clk_opts;
 /* Parses `spec` into clk_opts; on error writes one line into err and returns -1. */
 CLK_HIDDEN int clk_options_parse(const char *spec, char *err, size_t errlen);
 
+/* Thread-locals are initial-exec (no allocation on first use, safe anywhere),
+ * which puts the library's whole TLS block in glibc's static TLS. The linkable
+ * library may be dlopen()ed (ctypes, plugins), where only ~1.6 KiB of static
+ * TLS is left for all such libraries: its per-thread caches are kept small. */
+#ifdef CLK_LINKABLE
+#define CLK_TLS_SCALE 2
+#else
+#define CLK_TLS_SCALE 1
+#endif
+
 /* ---- guard: per-thread re-entry depth (initial-exec TLS: no allocation on first use) ---- */
 CLK_HIDDEN extern __thread int clk_in_wrapper __attribute__((tls_model("initial-exec")));
 

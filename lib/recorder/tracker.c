@@ -232,7 +232,7 @@ static void track_open_ns(uint64_t ns, uint8_t backend, uint64_t handle, uint32_
 /* The redacted target of the last raw target this thread opened: loops reopen the same one. */
 static __thread struct {
     uint32_t id, len;
-    char raw[192];
+    char raw[192 / CLK_TLS_SCALE];
 } last_target __attribute__((tls_model("initial-exec")));
 
 static uint32_t target_id(const char *target)

@@ -215,3 +215,33 @@ Test(install, staged_header_fails_a_leaking_criterion_test, TIMEOUT)
     clk_test_proc_free(&p);
     clk_test_rmtree(st.destdir);
 }
+
+/* A program may dlopen() the tracker (Python's ctypes, a plugin): its thread-locals must fit
+ * the little static TLS glibc keeps for dlopen()ed libraries. */
+static const char ctypes_user[] =
+    "import ctypes, sys\n"
+    "lib = ctypes.CDLL(sys.argv[1])\n"
+    "class Counts(ctypes.Structure):\n"
+    "    _fields_ = [(n, ctypes.c_uint64) for n in ('connects', 'closes', 'open', 'left', 'doubles',\n"
+    "                                             'unknowns', 'checkouts', 'checkins', 'checked_out')]\n"
+    "conn = ctypes.create_string_buffer(16)\n"
+    "assert lib.connleak_record(1, 1, conn, b'ctypes.db') == 0  # CONNECT, SQLITE\n"
+    "c = Counts()\n"
+    "lib.connleak_get_counts(ctypes.byref(c))\n"
+    "print('connects=%d open=%d' % (c.connects, c.open))\n";
+
+Test(install, python_ctypes_loads_the_tracker, TIMEOUT)
+{
+    stage();
+    char *script = clk_test_path(st.destdir, "ctypes_user.py");
+    clk_test_write_file(script, ctypes_user, strlen(ctypes_user));
+    clk_test_proc p;
+    clk_test_exec(ARGS("python3", script, clk_test_path(st.libdir, "libconnleak.so")), ARGS("LD_PRELOAD"), NULL, 30,
+                  &p);
+    if (p.status == 127) /* no python3 on this machine */
+        cr_skip_test("python3 is not installed");
+    cr_assert_eq(p.status, 0, "python3 ctypes: %s", clk_test_excerpt(p.err));
+    cr_assert(clk_test_contains(p.out, "connects=1 open=1"), "counts through ctypes: %s", p.out);
+    clk_test_proc_free(&p);
+    clk_test_rmtree(st.destdir);
+}
