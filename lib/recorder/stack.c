@@ -371,6 +371,8 @@ __attribute__((noinline)) uint32_t clk_stack_here(int max, int api)
         ips[out++] = (uint64_t)(uintptr_t)raw[i];
     uint32_t id = clk_intern_stack(ips, out);
 #if defined(__x86_64__)
+    if (t && !id)
+        sc_busy = 0; /* nothing to remember (no frame of the caller's) */
     if (t && id) {
         struct sc_entry *e = seen && seen->id == id ? seen : NULL;
         if (e && e->nchk == SC_NEVER) {
