@@ -119,14 +119,8 @@ static void refresh_modules(void)
         if (known)
             continue;
         const char *name = s.found[i].name;
-        static char exe[4096]; /* the main program's path, read once (scan_mu held) */
-        if (!name || !name[0]) {
-            if (!exe[0]) {
-                ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-                exe[n > 0 ? n : 0] = 0;
-            }
-            name = exe;
-        }
+        if (!name || !name[0])
+            name = clk_exe_path();
         /* written with the module's record, if a stack ever lies in it */
         uint32_t path = intern(CONNLEAK_REC_STRING, name, strlen(name), 0);
         pthread_mutex_lock(&modules_mu);

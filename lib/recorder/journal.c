@@ -214,10 +214,9 @@ int clk_journal_start(int forked)
     clk_journal_forked = forked;
     h.start_ns = clk_now_ns(1);
     h.stack_depth = (uint32_t)clk_opts.stack_depth;
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0)
-        h.exe = clk_intern_string(exe, (size_t)n);
+    const char *exe = clk_exe_path();
+    if (exe[0])
+        h.exe = clk_intern_string(exe, strlen(exe));
     char cmd[4096], clean[4096];
     size_t clen;
     if (read_small_file("/proc/self/cmdline", cmd, sizeof cmd, &clen)) {

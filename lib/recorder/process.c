@@ -31,6 +31,21 @@ uint32_t clk_tid(void)
     return cached_tid;
 }
 
+static char exe_path[4096];
+static pthread_once_t exe_once = PTHREAD_ONCE_INIT;
+
+static void read_exe_path(void)
+{
+    ssize_t n = readlink("/proc/self/exe", exe_path, sizeof exe_path - 1);
+    exe_path[n > 0 ? n : 0] = 0;
+}
+
+const char *clk_exe_path(void)
+{
+    pthread_once(&exe_once, read_exe_path);
+    return exe_path;
+}
+
 void clk_warn(const char *fmt, ...)
 {
     char buf[1024];

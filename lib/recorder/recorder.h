@@ -194,6 +194,8 @@ CLK_HIDDEN void clk_tracker_init(void);
 /* ---- util ---- */
 CLK_HIDDEN uint64_t clk_now_ns(int realtime);
 CLK_HIDDEN uint32_t clk_tid(void);
+/* The main program's file, read once ("" when unknown); the same after a fork. */
+CLK_HIDDEN const char *clk_exe_path(void);
 /* Writes a whole line to fd 2 (no stdio: safe anywhere). */
 CLK_HIDDEN void clk_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
