@@ -240,10 +240,8 @@ static uint32_t target_id(const char *target)
     if (!target)
         return 0;
     size_t len = strlen(target);
-    if (last_target.id && last_target.len == len && memcmp(last_target.raw, target, len) == 0) {
-        clk_intern_ensure(last_target.id);
-        return last_target.id;
-    }
+    if (last_target.id && last_target.len == len && memcmp(last_target.raw, target, len) == 0)
+        return last_target.id; /* write_event puts it in this journal if it is not there yet */
     char clean[1024];
     size_t clen = clk_redact(target, clean, sizeof clean);
     uint32_t id = clk_intern_string(clean, clen);
