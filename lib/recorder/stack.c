@@ -87,6 +87,14 @@ void clk_walk_end(int cancel_state)
 static __thread unsigned thread_events __attribute__((tls_model("initial-exec")));
 #define RAW_MAX (CLK_MAX_DEPTH + 16)
 
+/* A walk's frames: return addresses, the stack pointer of each frame, and the
+ * first frame the event keeps. */
+struct walk {
+    void *raw[RAW_MAX];
+    uint64_t sp[RAW_MAX];
+    int n, first;
+};
+
 /* unw_step, noting each frame's stack pointer as well: on x86-64 the return
  * address that is frame i's ip was pushed just below it, at sp[i] - 8. About
  * six times the cost of unw_backtrace a frame. */
@@ -317,31 +325,78 @@ static int sc_place(struct sc_thread *t, struct sc_entry *e, void *const *raw, c
     e->nchk = (uint16_t)k;
     return 1;
 }
+/* The key of a cache entry: the capturing frame, its return address, and the
+ * request (depth, API or not); set is the index its hash picks. */
+struct sc_key {
+    uint64_t sp, ra;
+    uint16_t req;
+    unsigned set;
+};
+
+/* After a walk that missed: the stack goes into its set as seen once; met the
+ * second time, or walked with unw_step anyway (w->sp filled: stepped), it is
+ * placed with where its frames live. ips/out are the frames kept; w may be
+ * walked again. */
+static void sc_remember(struct sc_thread *t, const struct sc_key *k, struct sc_entry *seen, uint32_t id,
+                        const uint64_t *ips, int out, struct walk *w, int stepped, int want, int api)
+{
+    struct sc_entry *e = seen && seen->id == id ? seen : NULL;
+    if (e && e->nchk == SC_NEVER)
+        return;
+    if (e && !stepped) {
+        /* met twice: worth one slower walk to learn where its frames live */
+        int cs = clk_walk_begin();
+        w->n = step_walk(w->raw, w->sp, want);
+        clk_walk_end(cs);
+        w->first = first_kept(w->raw, w->n, api);
+        for (int i = 0; e && i < out; i++)
+            if (w->first + i >= w->n || (uint64_t)(uintptr_t)w->raw[w->first + i] != ips[i])
+                e = NULL; /* not the same chain after all: remembered as seen once */
+        stepped = e != NULL;
+    }
+    if (!e)
+        e = &t->e[k->set][t->victim[k->set]++ % SC_WAYS];
+    e->sp = k->sp;
+    e->ra = k->ra;
+    e->req = k->req;
+    e->id = id;
+    e->gen = __atomic_load_n(&clk_journal_generation, __ATOMIC_ACQUIRE);
+    e->nchk = 0;
+    if (!stepped)
+        return;
+    int at = -1; /* the capturing frame's caller: its ip is the key's return address */
+    for (int i = 1; i < w->n && at < 0; i++)
+        if ((uint64_t)(uintptr_t)w->raw[i] == k->ra)
+            at = i + 1;
+    int last = w->first + out - 1;
+    if (at < 0 || at > last)
+        e->id = 0;
+    else if (!sc_place(t, e, w->raw, w->sp, at, last))
+        e->nchk = SC_NEVER;
+}
 #endif
+
 
 /* The interned stack of the calling wrapper's caller, up to max frames (0: none). */
 __attribute__((noinline)) uint32_t clk_stack_here(int max, int api)
 {
-    void *raw[RAW_MAX];
-    uint64_t sp[RAW_MAX];
+    struct walk w;
     uint64_t ips[RAW_MAX];
     int want = max + 16 > RAW_MAX ? RAW_MAX : max + 16;
     int stepping = thread_events < STEP_EVENTS;
 #if defined(__x86_64__)
-    uint64_t key_sp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
-    uint64_t key_ra = (uint64_t)(uintptr_t)__builtin_return_address(0);
-    uint16_t req = (uint16_t)(max | api << 15);
+    struct sc_key k = {(uint64_t)(uintptr_t)__builtin_frame_address(0),
+                       (uint64_t)(uintptr_t)__builtin_return_address(0), (uint16_t)(max | api << 15), 0};
+    k.set = (unsigned)((k.sp ^ k.sp >> 12 ^ k.ra ^ k.ra >> 7) % SC_SETS);
     struct sc_thread *t = sc_busy || max > CLK_DEFAULT_DEPTH ? NULL : sc_get();
-    struct sc_entry *set = NULL, *seen = NULL;
-    unsigned si = (unsigned)((key_sp ^ key_sp >> 12 ^ key_ra ^ key_ra >> 7) % SC_SETS);
-    if (t && (key_sp < t->lo || key_sp >= t->hi))
+    struct sc_entry *seen = NULL;
+    if (t && (k.sp < t->lo || k.sp >= t->hi))
         t = NULL; /* another stack (a coroutine's, sigaltstack): walk */
     if (t) {
         sc_busy = 1;
-        set = t->e[si];
-        for (int w = 0; w < SC_WAYS; w++) {
-            struct sc_entry *e = &set[w];
-            if (e->sp != key_sp || e->ra != key_ra || e->req != req || !e->id)
+        for (int i = 0; i < SC_WAYS; i++) {
+            struct sc_entry *e = &t->e[k.set][i];
+            if (e->sp != k.sp || e->ra != k.ra || e->req != k.req || !e->id)
                 continue;
             if (!e->nchk || e->nchk == SC_NEVER) {
                 seen = e;
@@ -357,58 +412,23 @@ __attribute__((noinline)) uint32_t clk_stack_here(int max, int api)
         }
     }
 #endif
-    int n, cs = clk_walk_begin();
+    int cs = clk_walk_begin();
     if (stepping) {
         thread_events++;
-        n = step_walk(raw, sp, want);
+        w.n = step_walk(w.raw, w.sp, want);
     } else {
-        n = unw_backtrace(raw, want);
+        w.n = unw_backtrace(w.raw, want);
     }
     clk_walk_end(cs);
-    int first = first_kept(raw, n, api);
+    w.first = first_kept(w.raw, w.n, api);
     int out = 0;
-    for (int i = first; i < n && out < max; i++)
-        ips[out++] = (uint64_t)(uintptr_t)raw[i];
+    for (int i = w.first; i < w.n && out < max; i++)
+        ips[out++] = (uint64_t)(uintptr_t)w.raw[i];
     uint32_t id = clk_intern_stack(ips, out);
 #if defined(__x86_64__)
-    if (t && !id)
-        sc_busy = 0; /* nothing to remember (no frame of the caller's) */
-    if (t && id) {
-        struct sc_entry *e = seen && seen->id == id ? seen : NULL;
-        if (e && e->nchk == SC_NEVER) {
-            sc_busy = 0;
-            return id;
-        }
-        if (e && !stepping) {
-            /* met twice: worth one slower walk to learn where its frames live */
-            cs = clk_walk_begin();
-            n = step_walk(raw, sp, want);
-            clk_walk_end(cs);
-            first = first_kept(raw, n, api);
-            for (int i = 0; e && i < out; i++)
-                if (first + i >= n || (uint64_t)(uintptr_t)raw[first + i] != ips[i])
-                    e = NULL;
-        }
-        int place = stepping || e;
-        if (!e)
-            e = &set[t->victim[si]++ % SC_WAYS];
-        e->sp = key_sp;
-        e->ra = key_ra;
-        e->req = req;
-        e->id = id;
-        e->gen = __atomic_load_n(&clk_journal_generation, __ATOMIC_ACQUIRE);
-        e->nchk = 0;
-        if (place) {
-            int at = -1; /* the capturing frame's caller: its ip is key_ra */
-            for (int i = 1; i < n && at < 0; i++)
-                if ((uint64_t)(uintptr_t)raw[i] == key_ra)
-                    at = i + 1;
-            int last = first + out - 1;
-            if (at < 0 || at > last)
-                e->id = 0;
-            else if (!sc_place(t, e, raw, sp, at, last))
-                e->nchk = SC_NEVER;
-        }
+    if (t) {
+        if (id)
+            sc_remember(t, &k, seen, id, ips, out, &w, stepping, want, api);
         sc_busy = 0;
     }
 #endif
