@@ -34,7 +34,7 @@ enum connleak_raw_type {
     CONNLEAK_REC_CHECKOUT = 9,      /* pool checkout (its own namespace of handles) */
     CONNLEAK_REC_CHECKIN = 10,
     CONNLEAK_REC_EXIT = 11,         /* exit handlers ran: the process ended normally */
-    CONNLEAK_REC_LOST = 12,         /* ev.result events could not be recorded (journal full) */
+    CONNLEAK_REC_LOST = 12,         /* ev.result events lost (written by older recorders; now header.lost) */
     CONNLEAK_REC_CLOSE_BUSY = 13,   /* a close refused (SQLITE_BUSY): the connection stays open */
     CONNLEAK_REC_TYPE_MAX = 13
 };

@@ -31,6 +31,13 @@
                  clk_test_summary((run)->report, (key)), (long long)(want),                    \
                  clk_test_dump((run)->report), clk_test_excerpt((run)->proc.err))
 
+/* The leaks whose opening stack names `function` add up to `want`. */
+#define clk_assert_leaks_naming(run, function, want)                                          \
+    cr_assert_eq(clk_test_leak_count((run)->report, NULL, NULL, (function)), (long long)(want), \
+                 "leaks naming %s: %lld, expected %lld\n--- report: %s\n--- stderr:\n%s",     \
+                 (function), clk_test_leak_count((run)->report, NULL, NULL, (function)),        \
+                 (long long)(want), clk_test_dump((run)->report), clk_test_excerpt((run)->proc.err))
+
 /* A failing assertion's context: the report and connleak's stderr. */
 #define CLK_CTX(run) clk_test_dump((run)->report), clk_test_excerpt((run)->proc.err)
 #define CLK_CTX_FMT "\n--- report: %s\n--- stderr:\n%s"

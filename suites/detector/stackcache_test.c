@@ -34,8 +34,8 @@ Test(stackcache, twins_at_one_site_keep_their_own_stacks, TIMEOUT)
     clk_assert_summary(&r, "connects", 400);
     clk_assert_summary(&r, "closes", 391);
     clk_assert_summary(&r, "leaks", 9);
-    cr_assert_eq(clk_test_leak_count(r.report, "sqlite", NULL, "caller_alpha"), 4, "alpha" CLK_CTX_FMT, CLK_CTX(&r));
-    cr_assert_eq(clk_test_leak_count(r.report, "sqlite", NULL, "caller_beta"), 5, "beta" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_assert_leaks_naming(&r, "caller_alpha", 4);
+    clk_assert_leaks_naming(&r, "caller_beta", 5);
     cr_assert_eq(json_array_size(json_object_get(r.report, "leaks")), 2, "two stacks" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
 }
@@ -46,8 +46,8 @@ Test(stackcache, frames_that_change_size_keep_their_own_stacks, TIMEOUT)
     run_mode("shifting", &r);
     clk_assert_summary(&r, "connects", 400);
     clk_assert_summary(&r, "leaks", 18);
-    cr_assert_eq(clk_test_leak_count(r.report, "sqlite", NULL, "sized_gamma"), 8, "gamma" CLK_CTX_FMT, CLK_CTX(&r));
-    cr_assert_eq(clk_test_leak_count(r.report, "sqlite", NULL, "sized_delta"), 10, "delta" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_assert_leaks_naming(&r, "sized_gamma", 8);
+    clk_assert_leaks_naming(&r, "sized_delta", 10);
     assert_named_together(&r, "sized_gamma", "caller_alpha");
     assert_named_together(&r, "sized_delta", "caller_beta");
     clk_test_run_free(&r);
@@ -59,8 +59,8 @@ Test(stackcache, a_thread_on_a_reused_stack_starts_afresh, TIMEOUT)
     run_mode("threads", &r);
     clk_assert_summary(&r, "connects", 2000);
     clk_assert_summary(&r, "leaks", 30);
-    cr_assert_eq(clk_test_leak_count(r.report, "sqlite", NULL, "thread_alpha"), 10, "alpha" CLK_CTX_FMT, CLK_CTX(&r));
-    cr_assert_eq(clk_test_leak_count(r.report, "sqlite", NULL, "thread_beta"), 20, "beta" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_assert_leaks_naming(&r, "thread_alpha", 10);
+    clk_assert_leaks_naming(&r, "thread_beta", 20);
     assert_named_together(&r, "thread_alpha", "caller_alpha");
     assert_named_together(&r, "thread_beta", "caller_beta");
     clk_test_run_free(&r);
@@ -73,8 +73,8 @@ Test(stackcache, a_forked_child_keeps_the_cache_honest, TIMEOUT)
     long long child = clk_test_stdout_int(r.proc.out, "child=");
     cr_assert_gt(child, 0, "fixture printed no child pid: %s", r.proc.out);
     clk_assert_summary(&r, "leaks", 4);
-    cr_assert_eq(clk_test_leak_count(r.report, "sqlite", NULL, "caller_alpha"), 1, "alpha" CLK_CTX_FMT, CLK_CTX(&r));
-    cr_assert_eq(clk_test_leak_count(r.report, "sqlite", NULL, "caller_beta"), 3, "beta" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_assert_leaks_naming(&r, "caller_alpha", 1);
+    clk_assert_leaks_naming(&r, "caller_beta", 3);
     json_t *beta = clk_test_find_leak(r.report, "sqlite", NULL, "caller_beta");
     cr_assert(clk_test_pids_contain(beta, child), "beta's leaks belong to the child" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
