@@ -1,10 +1,10 @@
 /* first.c — what the first events cost: in a fresh process and in fresh threads, and a short-lived process whole.
  *
- *   first inproc [THREADS]  times the first sqlite3_open(":memory:")+close right at main, the second one,
- *                           then in each of THREADS (default 8) fresh threads (one after another) its
- *                           first and second pair; prints
- *                           "main_first_us main_second_us thread_first_us thread_second_us" (thread
- *                           figures: the median over the threads)
+ *   first inproc [THREADS]  times the first sqlite3_open(":memory:") right at main (the process's first
+ *                           event) and its close, then a second pair, then the same in each of THREADS
+ *                           (default 8) fresh threads (one after another); prints
+ *                           "main_open main_close main_second_pair thread_open thread_close
+ *                           thread_second_pair" in us (thread figures: the median over the threads)
  *   first once              one open+close and exit: a short-lived test process
  *   first spawn N PRELOAD RUNDIR
  *                           runs `first once` N times plain and N times preloaded (interleaved, each
@@ -27,14 +27,26 @@ static double now_us(void)
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-static double pair_us(void)
+/* One open+close: the open's and the close's time in us. */
+struct pair_times {
+    double open, close;
+};
+
+static struct pair_times pair_split(void)
 {
     double t0 = now_us();
     sqlite3 *db;
     if (sqlite3_open(":memory:", &db) != SQLITE_OK)
         exit(1);
+    double t1 = now_us();
     sqlite3_close(db);
-    return now_us() - t0;
+    return (struct pair_times){t1 - t0, now_us() - t1};
+}
+
+static double pair_us(void)
+{
+    struct pair_times p = pair_split();
+    return p.open + p.close;
 }
 
 static int cmp(const void *a, const void *b)
@@ -50,22 +62,23 @@ static double median(double *v, int n)
 }
 
 struct thread_times {
-    double first, second;
+    struct pair_times first;
+    double second;
 };
 
 static void *in_thread(void *arg)
 {
     struct thread_times *t = arg;
-    t->first = pair_us();
+    t->first = pair_split();
     t->second = pair_us();
     return NULL;
 }
 
 static int inproc(int nthreads)
 {
-    double main_first = pair_us();
+    struct pair_times main_first = pair_split();
     double main_second = pair_us();
-    double first[64], second[64];
+    double open[64], close[64], second[64];
     if (nthreads < 1 || nthreads > 64)
         nthreads = 8;
     for (int i = 0; i < nthreads; i++) {
@@ -73,10 +86,12 @@ static int inproc(int nthreads)
         struct thread_times t;
         pthread_create(&th, NULL, in_thread, &t);
         pthread_join(th, NULL);
-        first[i] = t.first;
+        open[i] = t.first.open;
+        close[i] = t.first.close;
         second[i] = t.second;
     }
-    printf("%.1f %.1f %.1f %.1f\n", main_first, main_second, median(first, nthreads), median(second, nthreads));
+    printf("%.1f %.1f %.1f %.1f %.1f %.1f\n", main_first.open, main_first.close, main_second, median(open, nthreads),
+           median(close, nthreads), median(second, nthreads));
     return 0;
 }
 
