@@ -78,7 +78,7 @@ static int inproc(int nthreads)
 {
     struct pair_times main_first = pair_split();
     double main_second = pair_us();
-    double open[64], close[64], second[64];
+    double opens[64], closes[64], second[64];
     if (nthreads < 1 || nthreads > 64)
         nthreads = 8;
     for (int i = 0; i < nthreads; i++) {
@@ -86,12 +86,12 @@ static int inproc(int nthreads)
         struct thread_times t;
         pthread_create(&th, NULL, in_thread, &t);
         pthread_join(th, NULL);
-        open[i] = t.first.open;
-        close[i] = t.first.close;
+        opens[i] = t.first.open;
+        closes[i] = t.first.close;
         second[i] = t.second;
     }
-    printf("%.1f %.1f %.1f %.1f %.1f %.1f\n", main_first.open, main_first.close, main_second, median(open, nthreads),
-           median(close, nthreads), median(second, nthreads));
+    printf("%.1f %.1f %.1f %.1f %.1f %.1f\n", main_first.open, main_first.close, main_second, median(opens, nthreads),
+           median(closes, nthreads), median(second, nthreads));
     return 0;
 }
 
