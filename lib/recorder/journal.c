@@ -19,18 +19,18 @@ static int jfd = -1;
 static uint64_t next_slot;              /* atomic: next free slot index */
 static char *chunks[MAX_CHUNKS];        /* atomic pointers; CHUNK_DONE once fully written and unmapped */
 static uint32_t committed[MAX_CHUNKS];  /* atomic: slots finished per chunk */
-static uint64_t lost;                   /* atomic: events that found no room */
 /* The header's page, mapped for the journal's whole life: when the journal is
- * full, the count of lost events still reaches the file. */
+ * full, the count of lost events still reaches the file (header->lost is the
+ * only count of them). */
 static struct connleak_raw_header *header;
 
 static void count_lost(void)
 {
-    __atomic_fetch_add(&lost, 1, __ATOMIC_RELAXED);
     struct connleak_raw_header *h = __atomic_load_n(&header, __ATOMIC_ACQUIRE);
     if (h)
         __atomic_fetch_add(&h->lost, 1, __ATOMIC_RELAXED);
 }
+
 static pthread_mutex_t map_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t chunks_seen;            /* under map_mu: one past the highest chunk ever mapped */
 uint32_t clk_journal_generation;
@@ -171,11 +171,7 @@ static void reset_state(void)
         committed[c] = 0;
     }
     chunks_seen = 0;
-    next_slot = 1; /* slot 0 is the header */
-    lost = 0;
-    struct connleak_raw_header *h = __atomic_exchange_n(&header, NULL, __ATOMIC_ACQ_REL);
-    if (h)
-        munmap(h, CONNLEAK_RAW_SLOT); /* a fork child's copy of its parent's header page */
+    next_slot = 1; /* slot 0 is the header (a fork child's copy of its parent's is unmapped already) */
 }
 
 static char *read_small_file(const char *path, char *buf, size_t cap, size_t *len)
