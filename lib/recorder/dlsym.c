@@ -12,8 +12,8 @@
  *    us, also for other interposers looking up their next function.
  *  - A real handle goes to clk_dlsym_handle: when the name is one of the
  *    functions wrap_sqlite.c and wrap_libpq.c interpose and glibc's answer is
- *    the very function our wrapper calls (clk_real, as the wrappers resolve
- *    it), the answer is our wrapper. Any other answer, a copy of the library
+ *    the very function our wrapper calls (its CLK_REAL_SLOT, found as the
+ *    wrapper finds it), the answer is our wrapper. Any other answer, a copy of the library
  *    from another file or namespace included, is passed on unchanged.
  *
  * glibc's dlsym is found with dlvsym(RTLD_NEXT, "dlsym", version) on first use
@@ -105,31 +105,18 @@ __attribute__((used)) void *clk_dlsym_resolve(void)
     return f;
 }
 
-/* The functions wrap_sqlite.c and wrap_libpq.c interpose (their tables), and
- * for each the real function its wrapper calls, found once. */
+/* The functions wrap_sqlite.c and wrap_libpq.c interpose: their tables. */
 static const struct clk_wrapped *const tables[] = {clk_sqlite_wrapped, clk_pq_wrapped};
-#define PER_TABLE 8
-static void *real_fn[2][PER_TABLE];
 
-static const struct clk_wrapped *find_wrapped(const char *name, void ***real_slot)
+static const struct clk_wrapped *find_wrapped(const char *name)
 {
     if (!name || !((name[0] == 's' && !strncmp(name, "sqlite3_", 8)) || (name[0] == 'P' && name[1] == 'Q')))
         return NULL;
-    for (int t = 0; t < 2; t++)
-        for (int i = 0; tables[t][i].name && i < PER_TABLE; i++)
-            if (!strcmp(name, tables[t][i].name)) {
-                *real_slot = &real_fn[t][i];
-                return &tables[t][i];
-            }
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
+        for (const struct clk_wrapped *w = tables[t]; w->name; w++)
+            if (!strcmp(name, w->name))
+                return w;
     return NULL;
-}
-
-static void *real_of(const struct clk_wrapped *w, void **slot)
-{
-    void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-    if (!f && (f = clk_real(w->name, w->libs)))
-        __atomic_store_n(slot, f, __ATOMIC_RELEASE);
-    return f;
 }
 
 __attribute__((used)) void *clk_dlsym_handle(void *handle, const char *name)
@@ -137,11 +124,10 @@ __attribute__((used)) void *clk_dlsym_handle(void *handle, const char *name)
     dlsym_fn next = (dlsym_fn)__atomic_load_n(&clk_dlsym_next, __ATOMIC_ACQUIRE);
     if (!next && !(next = (dlsym_fn)clk_dlsym_resolve()))
         return NULL;
-    void **slot = NULL;
-    const struct clk_wrapped *w = clk_real_depth ? NULL : find_wrapped(name, &slot);
+    const struct clk_wrapped *w = clk_real_depth ? NULL : find_wrapped(name);
     if (!w)
         return next(handle, name);
-    void *want = real_of(w, slot);
+    void *want = clk_real_cached(w->real, w->name, w->libs); /* the function the wrapper calls */
     /* the caller's own lookup last: dlerror() then reports it, not ours */
     void *f = next(handle, name);
     return f && f == want ? w->wrapper : f;

@@ -156,28 +156,38 @@ CLK_HIDDEN uint32_t clk_current_test(void);
 
 /* ---- real.c: the database libraries' own functions ---- */
 CLK_HIDDEN void *clk_real(const char *name, const char *const *libs);
-/* The real `name` from `libs`, resolved on first use (the library may be loaded after us) and cached. */
-#define CLK_REAL(type, name, libs)                                \
-    ({                                                            \
-        static type cached_;                                      \
-        type f_ = __atomic_load_n(&cached_, __ATOMIC_ACQUIRE);    \
-        if (!f_) {                                                \
-            f_ = (type)clk_real(#name, libs);                     \
-            __atomic_store_n(&cached_, f_, __ATOMIC_RELEASE);     \
-        }                                                         \
-        f_;                                                       \
+/* *slot, or the real `name` from `libs` looked up into it on first use (the
+ * library may be loaded after us). */
+static inline void *clk_real_cached(void **slot, const char *name, const char *const *libs)
+{
+    void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (!f && (f = clk_real(name, libs)))
+        __atomic_store_n(slot, f, __ATOMIC_RELEASE);
+    return f;
+}
+/* The real `name` from `libs`, cached in a slot of the call site's own. */
+#define CLK_REAL(type, name, libs)                                  \
+    ({                                                              \
+        static void *cached_;                                       \
+        (type) clk_real_cached(&cached_, #name, libs);              \
     })
+/* A wrapped function's real one: one slot, declared at file scope with
+ * CLK_REAL_SLOT before the wrapper, that the wrapper and dlsym.c (through the
+ * CLK_WRAPPED table entry) share. */
+#define CLK_REAL_SLOT(fn) static void *clk_real_slot_##fn
+#define CLK_REAL_WRAPPED(type, fn, libs) ((type)clk_real_cached(&clk_real_slot_##fn, #fn, libs))
 
 /* ---- wrap_sqlite.c, wrap_libpq.c: what the preloaded library interposes (for dlsym.c) ---- */
 struct clk_wrapped {
     const char *name;        /* NULL ends a table */
     void *wrapper;           /* ours, through a hidden alias: never another object's definition */
     const char *const *libs; /* where the wrapper looks its real function up (clk_real) */
+    void **real;             /* the wrapper's CLK_REAL_SLOT: the real function, once found */
 };
 CLK_HIDDEN extern const struct clk_wrapped clk_sqlite_wrapped[], clk_pq_wrapped[];
 /* A hidden alias of the wrapper `fn` defined above it in the same file. */
 #define CLK_OWN(fn) extern __typeof(fn) clk_own_##fn __attribute__((alias(#fn), visibility("hidden")))
-#define CLK_WRAPPED(fn, libs) {#fn, (void *)clk_own_##fn, libs}
+#define CLK_WRAPPED(fn, libs) {#fn, (void *)clk_own_##fn, libs, &clk_real_slot_##fn}
 /* real.c: nonzero on a thread while clk_real looks a function up (dlsym.c passes those through). */
 CLK_HIDDEN extern __thread int clk_real_depth __attribute__((tls_model("initial-exec")));
 

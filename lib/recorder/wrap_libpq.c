@@ -6,6 +6,13 @@
 #include "recorder.h"
 
 static const char *const pq_libs[] = {"libpq.so.5", "libpq.so", NULL};
+/* the functions wrapped here: their real ones, shared with dlsym.c through clk_pq_wrapped[] */
+CLK_REAL_SLOT(PQconnectdb);
+CLK_REAL_SLOT(PQconnectStart);
+CLK_REAL_SLOT(PQconnectdbParams);
+CLK_REAL_SLOT(PQconnectStartParams);
+CLK_REAL_SLOT(PQsetdbLogin);
+CLK_REAL_SLOT(PQfinish);
 
 typedef PGconn *(*connectdb_fn)(const char *);
 typedef PGconn *(*params_fn)(const char *const *, const char *const *, int);
@@ -53,7 +60,7 @@ static PGconn *after_connect(PGconn *c, int synchronous, uint32_t stack)
 #define WRAP_CONNECT(type, name, synchronous, args, call_args)                                   \
     __attribute__((visibility("default"))) PGconn *name args                                     \
     {                                                                                            \
-        type real = CLK_REAL(type, name, pq_libs);                                                            \
+        type real = CLK_REAL_WRAPPED(type, name, pq_libs);                                       \
         if (!real)                                                                               \
             return NULL;                                                                         \
         if (clk_in_wrapper)                                                                      \
@@ -81,7 +88,7 @@ WRAP_CONNECT(setdb_fn, PQsetdbLogin, 1,
 
 __attribute__((visibility("default"))) void PQfinish(PGconn *conn)
 {
-    finish_fn real = CLK_REAL(finish_fn, PQfinish, pq_libs);
+    finish_fn real = CLK_REAL_WRAPPED(finish_fn, PQfinish, pq_libs);
     if (!real)
         return;
     if (!conn || clk_in_wrapper) {
@@ -110,5 +117,5 @@ const struct clk_wrapped clk_pq_wrapped[] = {
     CLK_WRAPPED(PQconnectdb, pq_libs),          CLK_WRAPPED(PQconnectStart, pq_libs),
     CLK_WRAPPED(PQconnectdbParams, pq_libs),    CLK_WRAPPED(PQconnectStartParams, pq_libs),
     CLK_WRAPPED(PQsetdbLogin, pq_libs),         CLK_WRAPPED(PQfinish, pq_libs),
-    {NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL},
 };

@@ -5,6 +5,12 @@
 #include "recorder.h"
 
 static const char *const sqlite_libs[] = {"libsqlite3.so.0", "libsqlite3.so", NULL};
+/* the functions wrapped here: their real ones, shared with dlsym.c through clk_sqlite_wrapped[] */
+CLK_REAL_SLOT(sqlite3_open);
+CLK_REAL_SLOT(sqlite3_open16);
+CLK_REAL_SLOT(sqlite3_open_v2);
+CLK_REAL_SLOT(sqlite3_close);
+CLK_REAL_SLOT(sqlite3_close_v2);
 
 typedef int (*open_fn)(const char *, sqlite3 **);
 typedef int (*open16_fn)(const void *, sqlite3 **);
@@ -44,7 +50,7 @@ static void after_open(sqlite3 **ppDb, const char *given, int rc, uint32_t stack
 
 __attribute__((visibility("default"))) int sqlite3_open(const char *filename, sqlite3 **ppDb)
 {
-    open_fn real = CLK_REAL(open_fn, sqlite3_open, sqlite_libs);
+    open_fn real = CLK_REAL_WRAPPED(open_fn, sqlite3_open, sqlite_libs);
     if (!real)
         return SQLITE_ERROR;
     if (clk_in_wrapper)
@@ -60,7 +66,7 @@ __attribute__((visibility("default"))) int sqlite3_open(const char *filename, sq
 
 __attribute__((visibility("default"))) int sqlite3_open16(const void *filename, sqlite3 **ppDb)
 {
-    open16_fn real = CLK_REAL(open16_fn, sqlite3_open16, sqlite_libs);
+    open16_fn real = CLK_REAL_WRAPPED(open16_fn, sqlite3_open16, sqlite_libs);
     if (!real)
         return SQLITE_ERROR;
     if (clk_in_wrapper)
@@ -79,7 +85,7 @@ __attribute__((visibility("default"))) int sqlite3_open16(const void *filename, 
 __attribute__((visibility("default"))) int sqlite3_open_v2(const char *filename, sqlite3 **ppDb, int flags,
                                                            const char *zVfs)
 {
-    open_v2_fn real = CLK_REAL(open_v2_fn, sqlite3_open_v2, sqlite_libs);
+    open_v2_fn real = CLK_REAL_WRAPPED(open_v2_fn, sqlite3_open_v2, sqlite_libs);
     if (!real)
         return SQLITE_ERROR;
     if (clk_in_wrapper)
@@ -116,12 +122,12 @@ static int do_close(close_fn real, sqlite3 *db, int is_v2)
 
 __attribute__((visibility("default"))) int sqlite3_close(sqlite3 *db)
 {
-    return do_close(CLK_REAL(close_fn, sqlite3_close, sqlite_libs), db, 0);
+    return do_close(CLK_REAL_WRAPPED(close_fn, sqlite3_close, sqlite_libs), db, 0);
 }
 
 __attribute__((visibility("default"))) int sqlite3_close_v2(sqlite3 *db)
 {
-    return do_close(CLK_REAL(close_fn, sqlite3_close_v2, sqlite_libs), db, 1);
+    return do_close(CLK_REAL_WRAPPED(close_fn, sqlite3_close_v2, sqlite_libs), db, 1);
 }
 
 CLK_OWN(sqlite3_open);
@@ -132,5 +138,5 @@ CLK_OWN(sqlite3_close_v2);
 const struct clk_wrapped clk_sqlite_wrapped[] = {
     CLK_WRAPPED(sqlite3_open, sqlite_libs),  CLK_WRAPPED(sqlite3_open16, sqlite_libs),
     CLK_WRAPPED(sqlite3_open_v2, sqlite_libs), CLK_WRAPPED(sqlite3_close, sqlite_libs),
-    CLK_WRAPPED(sqlite3_close_v2, sqlite_libs), {NULL, NULL, NULL},
+    CLK_WRAPPED(sqlite3_close_v2, sqlite_libs), {NULL, NULL, NULL, NULL},
 };
