@@ -6,6 +6,8 @@
 
 #include <sqlite3.h>
 
+#include "../fixtures/fx_unseen.h"
+
 #define NOINLINE __attribute__((noinline))
 
 /* Every stack below is opener/closer <- mode_mixed <- main, so `--stack-depth 3`
@@ -47,11 +49,8 @@ NOINLINE static void close_again(sqlite3 *db)
 /* A handle from SQLite's own sqlite3_open_v2, found with glibc's own dlsym (through dlvsym) so the detector never sees the open. */
 NOINLINE static sqlite3 *open_unseen(void)
 {
-    void *lib = dlopen("libsqlite3.so.0", RTLD_NOW | RTLD_LOCAL);
-    void *(*glibc_dlsym)(void *, const char *) = (void *(*)(void *, const char *))dlvsym(RTLD_DEFAULT, "dlsym", "GLIBC_2.2.5");
-    if (!lib || !glibc_dlsym) fail("dlopen");
     int (*real_open)(const char *, sqlite3 **, int, const char *) =
-        (int (*)(const char *, sqlite3 **, int, const char *))glibc_dlsym(lib, "sqlite3_open_v2");
+        (int (*)(const char *, sqlite3 **, int, const char *))fx_unseen_symbol("libsqlite3.so.0", "sqlite3_open_v2");
     sqlite3 *db = NULL;
     if (!real_open || real_open(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
         fail("real sqlite3_open_v2");
