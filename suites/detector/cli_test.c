@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "clk_assert.h"
+#include "rawfmt.h"
 
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 #define TIMEOUT .timeout = 120
@@ -598,6 +599,23 @@ static void damage(const char *path, long keep_bytes, long garbage_from, long ga
     free(data);
 }
 
+/* The byte offset just past the last CLOSE record at or before slot `near` of a journal whose
+ * records there are opens and closes only; a cut there leaves no connection open mid-pair. */
+static long close_boundary(const char *path, long near)
+{
+    size_t len;
+    unsigned char *data = (unsigned char *)clk_test_read_file(path, &len);
+    cr_assert_not_null(data, "cannot read %s", path);
+    long slot = near;
+    while (slot > 1 && !((size_t)(slot + 1) * CONNLEAK_RAW_SLOT <= len &&
+                         data[slot * CONNLEAK_RAW_SLOT] == CONNLEAK_REC_CLOSE &&
+                         data[(slot - 1) * CONNLEAK_RAW_SLOT] == CONNLEAK_REC_OPEN))
+        slot--;
+    free(data);
+    cr_assert_gt(slot, 1, "%s: no open+close pair before slot %ld", path, near);
+    return (slot + 1) * CONNLEAK_RAW_SLOT;
+}
+
 Test(cli, report_of_a_truncated_and_a_corrupt_journal_keeps_the_rest, TIMEOUT)
 {
     char *dir = clk_test_mkdtemp();
@@ -615,9 +633,13 @@ Test(cli, report_of_a_truncated_and_a_corrupt_journal_keeps_the_rest, TIMEOUT)
     snprintf(parent_raw, sizeof parent_raw, "%d-0.raw", (int)clk_test_stdout_int(p.out, "parent="));
     snprintf(child_raw, sizeof child_raw, "%lld-0.raw", child);
     clk_test_proc_free(&p);
-    /* the child's journal cut inside its 101st record; ten of the parent's records overwritten */
-    damage(clk_test_path(raw, child_raw), 100 * 64 + 13, 0, 0);
-    damage(clk_test_path(raw, parent_raw), -1, 150 * 64, 160 * 64);
+    /* the child's journal cut 13 bytes into the record after a close near its 100th slot (where
+     * exactly depends on how many slots its path strings took); ten of the parent's records
+     * overwritten */
+    long cut = close_boundary(clk_test_path(raw, child_raw), 100);
+    damage(clk_test_path(raw, child_raw), cut + 13, 0, 0);
+    long from = close_boundary(clk_test_path(raw, parent_raw), 150);
+    damage(clk_test_path(raw, parent_raw), -1, from, from + 10 * CONNLEAK_RAW_SLOT);
     char *json = clk_test_path(dir, "report.json");
     cli(&p, ARGS(clk_test_cli(), "report", "--json", json, raw));
     cr_assert_eq(p.status, 23, "report exit %d: %s", p.status, clk_test_excerpt(p.err));
@@ -625,7 +647,7 @@ Test(cli, report_of_a_truncated_and_a_corrupt_journal_keeps_the_rest, TIMEOUT)
     json_t *j = text ? json_loads(text, 0, NULL) : NULL;
     cr_assert_not_null(j, "no JSON report: %s", clk_test_excerpt(p.err));
     char want[256];
-    snprintf(want, sizeof want, "%s: truncated at %d bytes", child_raw, 100 * 64 + 13);
+    snprintf(want, sizeof want, "%s: truncated at %ld bytes", child_raw, cut + 13);
     cr_assert(clk_test_contains(text, want), "no note that %s was truncated: %s", child_raw, clk_test_excerpt(text));
     snprintf(want, sizeof want, "%s: 10 corrupt records skipped", parent_raw);
     cr_assert(clk_test_contains(text, want), "no note of the corrupt records: %s", clk_test_excerpt(text));
