@@ -14,7 +14,7 @@ struct blob {
     _Alignas(8) char data[]; /* stacks are uint64 words; strings end with a NUL after len bytes */
 };
 
-static struct clk_table blobs = {.shard = {[0 ... CLK_SHARDS - 1] = {.mu = PTHREAD_MUTEX_INITIALIZER}}};
+static struct clk_table blobs;
 static uint32_t next_id; /* atomic; ids start at 1 */
 
 /* id -> blob, two levels of arena pages so lookups never take a lock */
@@ -182,8 +182,12 @@ static void ensure_modules(const uint64_t *ips, int n)
 /* Writes the blob to the current journal unless it is there already. */
 static void ensure_blob(struct blob *b)
 {
-    if (!b || !clk_journal_active())
+    if (!b)
         return;
+    if (!clk_journal_active()) {
+        __atomic_store_n(&clk_intern_behind, 1, __ATOMIC_RELEASE); /* to be written once one is */
+        return;
+    }
     uint32_t gen = __atomic_load_n(&clk_journal_generation, __ATOMIC_ACQUIRE);
     uint32_t seen = __atomic_load_n(&b->gen, __ATOMIC_ACQUIRE);
     if (seen == gen || !__atomic_compare_exchange_n(&b->gen, &seen, gen, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
@@ -267,7 +271,7 @@ static uint32_t intern_cached(struct last_set *c, uint8_t type, const void *data
     for (int i = 0; i < LAST_N; i++) {
         struct last *e = &c->e[i];
         if (e->id && e->len == len && memcmp(e->data, data, len) == 0) {
-            ensure_blob(index_get(e->id)); /* after a fork, the child's journal needs it too */
+            clk_intern_ensure(e->id); /* after a fork, the child's journal needs it too */
             return e->id;
         }
     }
@@ -291,9 +295,17 @@ uint32_t clk_intern_string(const char *s, size_t len)
     return s ? intern_cached(&last_strings, CONNLEAK_REC_STRING, s, len) : 0;
 }
 
-void clk_intern_ensure(uint32_t id)
+int clk_intern_behind;
+
+void clk_intern_ensure_slow(uint32_t id)
 {
     ensure_blob(index_get(id));
+}
+
+void clk_intern_new_journal(void)
+{
+    if (__atomic_load_n(&next_id, __ATOMIC_ACQUIRE))
+        __atomic_store_n(&clk_intern_behind, 1, __ATOMIC_RELEASE);
 }
 
 void clk_intern_scan_modules(void)

@@ -107,6 +107,15 @@ uint64_t clk_journal_reserve(uint32_t nextra)
     return i;
 }
 
+void clk_journal_publish(uint64_t index, struct connleak_raw_record *dst, uint8_t type)
+{
+    if (dst)
+        __atomic_store_n(&dst->type, type, __ATOMIC_RELEASE);
+    else
+        count_lost();
+    slot_done(index);
+}
+
 void clk_journal_commit(uint64_t index, struct connleak_raw_record *rec, uint8_t type)
 {
     if (!index)
@@ -115,11 +124,8 @@ void clk_journal_commit(uint64_t index, struct connleak_raw_record *rec, uint8_t
     if (dst) {
         rec->type = 0;
         memcpy(dst, rec, sizeof *dst);
-        __atomic_store_n(&dst->type, type, __ATOMIC_RELEASE);
-    } else {
-        count_lost();
     }
-    slot_done(index);
+    clk_journal_publish(index, dst, type);
 }
 
 void clk_journal_blob(uint8_t type, uint32_t id, const void *data, uint32_t len)
@@ -199,6 +205,7 @@ int clk_journal_start(int forked)
     }
     reset_state();
     __atomic_add_fetch(&clk_journal_generation, 1, __ATOMIC_ACQ_REL);
+    clk_intern_new_journal();
     __atomic_store_n(&jfd, fd, __ATOMIC_RELEASE);
 
     struct connleak_raw_header h = {0};

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "connleak.h"
+#include "lock.h"
 #include "rawfmt.h"
 
 #define CLK_HIDDEN __attribute__((visibility("hidden")))
@@ -66,7 +67,7 @@ struct clk_slot {
     uint64_t v[3];
 };
 struct clk_shard {
-    pthread_mutex_t mu;
+    clk_lock_t mu;
     struct clk_slot *slots;
     uint32_t cap, used;
 };
@@ -79,7 +80,11 @@ struct clk_table {
  * lock released. Unlock with clk_table_unlock. */
 CLK_HIDDEN struct clk_slot *clk_table_lock(struct clk_table *t, uint64_t key, int create,
                                            struct clk_shard **held);
-CLK_HIDDEN void clk_table_unlock(struct clk_shard *held);
+static inline void clk_table_unlock(struct clk_shard *held)
+{
+    if (held)
+        clk_unlock(&held->mu);
+}
 CLK_HIDDEN void clk_table_lock_all(struct clk_table *t);
 CLK_HIDDEN void clk_table_unlock_all(struct clk_table *t);
 /* Calls fn on every used slot, one shard locked at a time. */
@@ -96,8 +101,13 @@ CLK_HIDDEN int clk_journal_start(int forked);   /* 0 ok; -1 (no run dir or canno
 CLK_HIDDEN int clk_journal_active(void);
 /* Reserves 1 + nextra slots and returns the head's index (0 = none). */
 CLK_HIDDEN uint64_t clk_journal_reserve(uint32_t nextra);
+/* A reserved slot, to be filled in place (it is all zeros: each slot is written
+ * once) and then published; NULL when there is no room. */
 CLK_HIDDEN struct connleak_raw_record *clk_journal_slot(uint64_t index);
-/* Publishes a record: type written last with release order. */
+/* Publishes a slot filled in place (dst from clk_journal_slot, NULL counts as
+ * lost): its type written last, with release order. */
+CLK_HIDDEN void clk_journal_publish(uint64_t index, struct connleak_raw_record *dst, uint8_t type);
+/* Copies a record into its slot and publishes it. */
 CLK_HIDDEN void clk_journal_commit(uint64_t index, struct connleak_raw_record *rec, uint8_t type);
 /* Writes a blob (string or stack) with its continuation slots. */
 CLK_HIDDEN void clk_journal_blob(uint8_t type, uint32_t id, const void *data, uint32_t len);
@@ -114,8 +124,19 @@ CLK_HIDDEN uint32_t clk_intern_string(const char *s, size_t len);
 /* The frames of a stack id (for the direct printer and the API). */
 CLK_HIDDEN const uint64_t *clk_stack_frames(uint32_t id, int *n);
 CLK_HIDDEN const char *clk_string(uint32_t id);
-/* Writes the blob of an id into the current journal if it is not there yet. */
-CLK_HIDDEN void clk_intern_ensure(uint32_t id);
+/* Writes the blob of an id into the current journal if it is not there yet.
+ * Until a journal starts with blobs already interned (a fork child's) or a
+ * blob is interned with no journal open, every blob is written when interned:
+ * then an event's ensures cost one load. */
+CLK_HIDDEN extern int clk_intern_behind;
+CLK_HIDDEN void clk_intern_ensure_slow(uint32_t id);
+static inline void clk_intern_ensure(uint32_t id)
+{
+    if (id && __atomic_load_n(&clk_intern_behind, __ATOMIC_ACQUIRE))
+        clk_intern_ensure_slow(id);
+}
+/* A new journal has started: blobs interned before it are not in it. */
+CLK_HIDDEN void clk_intern_new_journal(void);
 CLK_HIDDEN void clk_intern_all_modules(void);
 /* Learns the loaded objects (at start, so that the first event need not). */
 CLK_HIDDEN void clk_intern_scan_modules(void);

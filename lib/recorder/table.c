@@ -46,17 +46,13 @@ static inline uint64_t mix(uint64_t k)
     return k;
 }
 
-static struct clk_shard *shard_of(struct clk_table *t, uint64_t key)
-{
-    return &t->shard[mix(key) % CLK_SHARDS];
-}
-
-static struct clk_slot *find(struct clk_shard *s, uint64_t key)
+/* h = mix(key): its low bits pick the shard, the next ones the first slot probed */
+static struct clk_slot *find(struct clk_shard *s, uint64_t key, uint64_t h)
 {
     if (!s->slots)
         return NULL;
     uint32_t mask = s->cap - 1;
-    for (uint32_t i = (uint32_t)(mix(key) >> 8) & mask;; i = (i + 1) & mask) {
+    for (uint32_t i = (uint32_t)(h >> 8) & mask;; i = (i + 1) & mask) {
         if (s->slots[i].key == key)
             return &s->slots[i];
         if (s->slots[i].key == 0)
@@ -64,10 +60,10 @@ static struct clk_slot *find(struct clk_shard *s, uint64_t key)
     }
 }
 
-static struct clk_slot *insert(struct clk_shard *s, uint64_t key)
+static struct clk_slot *insert(struct clk_shard *s, uint64_t key, uint64_t h)
 {
     uint32_t mask = s->cap - 1;
-    uint32_t i = (uint32_t)(mix(key) >> 8) & mask;
+    uint32_t i = (uint32_t)(h >> 8) & mask;
     while (s->slots[i].key != 0)
         i = (i + 1) & mask;
     s->slots[i].key = key;
@@ -80,21 +76,21 @@ static struct clk_slot *insert(struct clk_shard *s, uint64_t key)
 static void grow(struct clk_shard *s)
 {
     uint32_t seen_cap = s->cap;
-    pthread_mutex_unlock(&s->mu);
+    clk_unlock(&s->mu);
     uint32_t ncap = seen_cap ? seen_cap * 2 : INITIAL_CAP;
     size_t nbytes = (size_t)ncap * sizeof(struct clk_slot);
     struct clk_slot *fresh = nbytes <= SMALL_BYTES ? clk_arena_alloc(nbytes) : map_zeroed(nbytes);
     struct clk_slot *old = NULL;
     size_t old_bytes = 0;
-    pthread_mutex_lock(&s->mu);
+    clk_lock(&s->mu);
     if (!fresh)
         return; /* out of memory: keep the full table; callers see the growth fail */
     if (s->cap != seen_cap) {
         /* another thread grew it first */
-        pthread_mutex_unlock(&s->mu);
+        clk_unlock(&s->mu);
         if (nbytes > SMALL_BYTES)
             munmap(fresh, nbytes);
-        pthread_mutex_lock(&s->mu);
+        clk_lock(&s->mu);
         return;
     }
     old = s->slots;
@@ -105,25 +101,26 @@ static void grow(struct clk_shard *s)
     s->used = 0;
     for (uint32_t i = 0; i < ocap; i++)
         if (old[i].key) {
-            struct clk_slot *n = insert(s, old[i].key);
+            struct clk_slot *n = insert(s, old[i].key, mix(old[i].key));
             memcpy(n->v, old[i].v, sizeof n->v);
         }
     if (old && old_bytes > SMALL_BYTES) {
-        pthread_mutex_unlock(&s->mu);
+        clk_unlock(&s->mu);
         munmap(old, old_bytes);
-        pthread_mutex_lock(&s->mu);
+        clk_lock(&s->mu);
     }
 }
 
 struct clk_slot *clk_table_lock(struct clk_table *t, uint64_t key, int create, struct clk_shard **held)
 {
-    struct clk_shard *s = shard_of(t, key);
-    pthread_mutex_lock(&s->mu);
+    uint64_t h = mix(key);
+    struct clk_shard *s = &t->shard[h % CLK_SHARDS];
+    clk_lock(&s->mu);
     for (;;) {
-        struct clk_slot *slot = find(s, key);
+        struct clk_slot *slot = find(s, key, h);
         if (slot || !create) {
             if (!slot) {
-                pthread_mutex_unlock(&s->mu);
+                clk_unlock(&s->mu);
                 *held = NULL;
                 return NULL;
             }
@@ -133,45 +130,39 @@ struct clk_slot *clk_table_lock(struct clk_table *t, uint64_t key, int create, s
         /* keep the load under 3/4 so probes stay short */
         if (s->slots && (s->used + 1) * 4 <= s->cap * 3) {
             *held = s;
-            return insert(s, key);
+            return insert(s, key, h);
         }
         uint32_t before = s->cap;
         grow(s);
         if (s->cap == before && (!s->slots || s->used + 1 >= s->cap)) {
-            pthread_mutex_unlock(&s->mu);
+            clk_unlock(&s->mu);
             *held = NULL;
             return NULL;
         }
     }
 }
 
-void clk_table_unlock(struct clk_shard *held)
-{
-    if (held)
-        pthread_mutex_unlock(&held->mu);
-}
-
 void clk_table_lock_all(struct clk_table *t)
 {
     for (int i = 0; i < CLK_SHARDS; i++)
-        pthread_mutex_lock(&t->shard[i].mu);
+        clk_lock(&t->shard[i].mu);
 }
 
 void clk_table_unlock_all(struct clk_table *t)
 {
     for (int i = CLK_SHARDS - 1; i >= 0; i--)
-        pthread_mutex_unlock(&t->shard[i].mu);
+        clk_unlock(&t->shard[i].mu);
 }
 
 void clk_table_each(struct clk_table *t, void (*fn)(struct clk_slot *, void *), void *ctx)
 {
     for (int i = 0; i < CLK_SHARDS; i++) {
         struct clk_shard *s = &t->shard[i];
-        pthread_mutex_lock(&s->mu);
+        clk_lock(&s->mu);
         for (uint32_t j = 0; j < s->cap; j++)
             if (s->slots[j].key)
                 fn(&s->slots[j], ctx);
-        pthread_mutex_unlock(&s->mu);
+        clk_unlock(&s->mu);
     }
 }
 
@@ -179,11 +170,11 @@ void clk_table_clear(struct clk_table *t)
 {
     for (int i = 0; i < CLK_SHARDS; i++) {
         struct clk_shard *s = &t->shard[i];
-        pthread_mutex_lock(&s->mu);
+        clk_lock(&s->mu);
         if (s->slots)
             memset(s->slots, 0, (size_t)s->cap * sizeof *s->slots);
         s->used = 0;
-        pthread_mutex_unlock(&s->mu);
+        clk_unlock(&s->mu);
     }
 }
 
