@@ -185,7 +185,9 @@ static void ensure_blob(struct blob *b)
     if (!b)
         return;
     if (!clk_journal_active()) {
-        __atomic_store_n(&clk_intern_behind, 1, __ATOMIC_RELEASE); /* to be written once one is */
+        /* to be written once one is (stored once: every thread passes here without a journal) */
+        if (!__atomic_load_n(&clk_intern_behind, __ATOMIC_RELAXED))
+            __atomic_store_n(&clk_intern_behind, 1, __ATOMIC_RELEASE);
         return;
     }
     uint32_t gen = __atomic_load_n(&clk_journal_generation, __ATOMIC_ACQUIRE);
