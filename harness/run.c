@@ -344,18 +344,19 @@ static int render(struct clk_report *r, const struct opts *o)
 }
 
 /* The command as reports show it: each argument without its passwords
- * (psql postgresql://app:secret@db ..., "host=db password=secret"). */
+ * (psql postgresql://app:secret@db ..., "host=db password=secret",
+ * --url=postgres://u:secret@h, --password secret). */
 static char **redacted_command(char **cmd, int n)
 {
     char **out = calloc((size_t)n + 1, sizeof *out);
     if (!out)
         return cmd;
     for (int i = 0; i < n; i++) {
-        size_t cap = strlen(cmd[i]) + 1;
+        size_t cap = strlen(cmd[i]) + 4; /* "***" for the value of a bare --password */
         out[i] = malloc(cap);
         if (!out[i])
             return cmd;
-        clk_redact(cmd[i], out[i], cap);
+        clk_redact_arg(cmd[i], i ? cmd[i - 1] : NULL, out[i], cap);
     }
     return out;
 }

@@ -110,7 +110,120 @@ static void redact_conninfo(const char *in, struct out *o)
     }
 }
 
+static size_t redact_structured(const char *in, char *out, size_t cap);
+
+/* ---- anywhere in free text (command-line arguments, values of other keys) ---- */
+
+static int word_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+/* A word naming a password: ends in "password" or "passwd" (PGPASSWORD, --db-password), or is "pwd". */
+static int names_password(const char *w, size_t len)
+{
+    return (len >= 8 && strncasecmp(w + len - 8, "password", 8) == 0) ||
+           (len >= 6 && strncasecmp(w + len - 6, "passwd", 6) == 0) || (len == 3 && strncasecmp(w, "pwd", 3) == 0);
+}
+
+/* In place (the text only shrinks): scheme://user:secret@host becomes
+ * user@host, and the value after a password word and '=' or ':' goes. */
+static size_t redact_text(char *s, size_t n)
+{
+    size_t r = 0, w = 0;
+    while (r < n) {
+        if (r + 3 <= n && memcmp(s + r, "://", 3) == 0) {
+            memmove(s + w, s + r, 3);
+            w += 3;
+            r += 3;
+            size_t auth = r;
+            while (auth < n && !strchr("/?# \t\n'\"", s[auth]))
+                auth++;
+            size_t at = auth;
+            for (size_t i = r; i < auth; i++)
+                if (s[i] == '@')
+                    at = i; /* the last @ ends the userinfo */
+            if (at < auth) {
+                const char *colon = memchr(s + r, ':', at - r);
+                size_t user = colon ? (size_t)(colon - (s + r)) : at - r;
+                memmove(s + w, s + r, user);
+                w += user;
+                r = at;
+            }
+            continue;
+        }
+        if (word_char(s[r]) && (r == 0 || !word_char(s[r - 1]))) {
+            size_t e = r;
+            while (e < n && word_char(s[e]))
+                e++;
+            size_t v = e;
+            if (v < n && (s[v] == '"' || s[v] == '\'') && names_password(s + r, e - r))
+                v++; /* "password": "x" */
+            while (v < n && (s[v] == ' ' || s[v] == '\t'))
+                v++;
+            if (names_password(s + r, e - r) && v < n && (s[v] == '=' || s[v] == ':')) {
+                v++;
+                while (v < n && (s[v] == ' ' || s[v] == '\t'))
+                    v++;
+                size_t end = v;
+                if (end < n && (s[end] == '\'' || s[end] == '"')) {
+                    char q = s[end++];
+                    while (end < n && s[end] != q)
+                        end += s[end] == '\\' && end + 1 < n ? 2 : 1;
+                    if (end < n)
+                        end++;
+                } else {
+                    while (end < n && !strchr(" \t\n&;,)'\"", s[end]))
+                        end++;
+                }
+                memmove(s + w, s + r, v - r); /* the key and its '=', not the value */
+                w += v - r;
+                r = end;
+                continue;
+            }
+            memmove(s + w, s + r, e - r);
+            w += e - r;
+            r = e;
+            continue;
+        }
+        s[w++] = s[r++];
+    }
+    s[w] = 0;
+    return w;
+}
+
+int clk_redact_takes_next(const char *arg)
+{
+    if (!arg || arg[0] != '-' || strchr(arg, '='))
+        return 0;
+    size_t len = strlen(arg);
+    for (size_t i = 0; i < len; i++)
+        if (!word_char(arg[i]))
+            return 0;
+    return names_password(arg, len);
+}
+
 size_t clk_redact(const char *in, char *out, size_t cap)
+{
+    size_t n = redact_structured(in, out, cap);
+    /* then whatever is left anywhere inside: a URL in another key's value, a password option */
+    return redact_text(out, n);
+}
+
+size_t clk_redact_arg(const char *arg, const char *prev, char *out, size_t cap)
+{
+    if (clk_redact_takes_next(prev)) {
+        struct out o = {out, 0, cap};
+        if (!cap)
+            return 0;
+        put(&o, "***", 3);
+        out[o.n] = 0;
+        return o.n;
+    }
+    return clk_redact(arg, out, cap);
+}
+
+static size_t redact_structured(const char *in, char *out, size_t cap)
 {
     struct out o = {out, 0, cap};
     if (!cap)

@@ -225,9 +225,11 @@ int clk_journal_start(int forked)
     if (read_small_file("/proc/self/cmdline", cmd, sizeof cmd, &clen)) {
         /* each argument without its passwords (psql postgresql://u:secret@h ...) */
         size_t out = 0;
+        const char *prev = NULL;
         for (size_t at = 0; at < clen && out < sizeof clean;) {
             size_t n = strnlen(cmd + at, clen - at); /* each argument ends with its NUL (cmd[clen] too) */
-            out += clk_redact(cmd + at, clean + out, sizeof clean - out) + 1; /* keeps the separator */
+            out += clk_redact_arg(cmd + at, prev, clean + out, sizeof clean - out) + 1; /* keeps the separator */
+            prev = cmd + at;
             at += n + 1;
         }
         h.cmdline = clk_intern_string(clean, out > sizeof clean ? sizeof clean : out);

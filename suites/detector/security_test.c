@@ -89,7 +89,11 @@ Test(security, kept_journals_are_private_and_hold_no_password, TIMEOUT)
     /* the password in the program's arguments (a URL and a conninfo) and in PGPASSWORD */
     clk_test_exec(ARGS(clk_test_cli(), "run", "--keep-raw", raw, "--json", json, "--", clk_test_fixture("fx_sqlite"),
                        "leak-open", ":memory:", "postgresql://app:s3cret@db.example/app",
-                       "host=db.example password=s3cret"),
+                       "host=db.example password=s3cret",
+                       /* passwords inside other arguments, and as an option's value */
+                       "--url=postgresql://app:s3cret@db.example/app", "DATABASE_URL=postgres://app:s3cret@db/app",
+                       "--password=s3cret", "--db-password", "s3cret", "PGPASSWORD=s3cret",
+                       "dbname='postgresql://app:s3cret@db/app'", "sh -c 'psql \"host=db password=s3cret\"'"),
                   ARGS("PGPASSWORD=s3cret"), NULL, 0, &p);
     cr_assert_eq(p.status, 23, "exit %d: %s", p.status, clk_test_excerpt(p.err));
     struct stat st;
@@ -98,6 +102,10 @@ Test(security, kept_journals_are_private_and_hold_no_password, TIMEOUT)
     assert_no_secret_in_dir(raw, "s3cret");
     cr_assert(!clk_test_contains(clk_test_read_file(json, NULL), "s3cret"), "the JSON report holds the password");
     cr_assert(!clk_test_contains(p.err, "s3cret"), "stderr holds the password");
+    /* the command is still shown, only without the passwords */
+    char *report = clk_test_read_file(json, NULL);
+    cr_assert(clk_test_contains(report, "--url=postgresql://app@db.example/app"), "%s", clk_test_excerpt(report));
+    cr_assert(clk_test_contains(report, "\"--db-password\",\"***\""), "%s", clk_test_excerpt(report));
     /* the journals still make a report */
     clk_test_proc q;
     clk_test_exec(ARGS(clk_test_cli(), "report", raw), NULL, NULL, 0, &q);
