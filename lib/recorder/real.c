@@ -44,6 +44,9 @@ void *clk_real(const char *name, const char *const *libs)
     clk_real_depth++;
     void *fn = lookup(name, libs);
     clk_real_depth--;
+    /* a failed lookup of ours (RTLD_NEXT, a RTLD_NOLOAD probe) must not be what
+     * the program's next dlerror() reports */
+    dlerror();
     return fn;
 }
 
