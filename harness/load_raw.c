@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -84,7 +85,11 @@ int clk_is_raw_file(const char *path)
         return 0;
     ssize_t n = read(fd, magic, sizeof magic);
     close(fd);
-    return n == (ssize_t)sizeof magic && memcmp(magic, CONNLEAK_RAW_MAGIC, sizeof magic) == 0;
+    if (n == (ssize_t)sizeof magic && memcmp(magic, CONNLEAK_RAW_MAGIC, sizeof magic) == 0)
+        return 1;
+    /* named as one: read as a (damaged) journal, which says what is wrong with it */
+    size_t len = strlen(path), sl = strlen(CONNLEAK_RAW_SUFFIX);
+    return len > sl && strcmp(path + len - sl, CONNLEAK_RAW_SUFFIX) == 0;
 }
 
 static const char *backend_name(uint8_t b)
@@ -380,11 +385,23 @@ static void note_own_copies(struct clk_report *r, struct proc *p)
                         "connections it opens there are not seen", p->pid, exe ? exe : "?", what, where);
 }
 
+/* Why the last journal could not be read: said on stderr and kept for the report's note. */
+static char load_error[1024];
+
+__attribute__((format(printf, 1, 2))) static void load_failed(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(load_error, sizeof load_error, fmt, ap);
+    va_end(ap);
+    clk_err("%s", load_error);
+}
+
 int clk_load_raw(struct clk_report *r, const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
-        clk_err("cannot read %s: %s", path, strerror(errno));
+        load_failed("cannot read %s: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
@@ -400,20 +417,20 @@ int clk_load_raw(struct clk_report *r, const char *path)
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)CONNLEAK_RAW_SLOT) {
         close(fd);
-        clk_err("%s: not a connleak journal (too short)", path);
+        load_failed("%s: not a connleak journal (too short)", path);
         return -1;
     }
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (map == MAP_FAILED) {
-        clk_err("cannot map %s: %s", path, strerror(errno));
+        load_failed("cannot map %s: %s", path, strerror(errno));
         return -1;
     }
     const struct connleak_raw_header *h = map;
     if (memcmp(h->magic, CONNLEAK_RAW_MAGIC, sizeof h->magic) != 0 || h->version != CONNLEAK_RAW_VERSION ||
         h->slot_size != CONNLEAK_RAW_SLOT) {
         munmap(map, (size_t)st.st_size);
-        clk_err("%s: not a connleak journal of version %u (bad header)", path, CONNLEAK_RAW_VERSION);
+        load_failed("%s: not a connleak journal of version %u (bad header)", path, CONNLEAK_RAW_VERSION);
         return -1;
     }
     uint64_t nslots = (uint64_t)st.st_size / CONNLEAK_RAW_SLOT;
@@ -508,7 +525,7 @@ int clk_load_run_dir(struct clk_report *r, const char *dir)
         }
         /* one bad journal is reported; the others still are */
         if (clk_load_raw(r, names[i]) != 0) {
-            clk_report_note(r, "%s could not be read (see above)", names[i]);
+            clk_report_note(r, "%s (not read; the other journals are)", load_error);
             rc = 1;
         }
         free(names[i]);

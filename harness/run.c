@@ -554,13 +554,17 @@ int clk_cmd_report(int argc, char **argv)
     }
     static struct clk_report r; /* lives until exit, never freed: see clk_cmd_run */
     clk_report_init(&r);
+    /* an input that cannot be read is said, and the others are still reported
+     * (as `run` does with a damaged journal); only when none can be read is
+     * there no report */
     int bad = 0;
     for (int i = 0; i < o.nfiles; i++) {
         const char *f = o.files[i];
         struct stat st;
         if (stat(f, &st) != 0) {
             clk_err("report: cannot read %s: %s", f, strerror(errno));
-            bad = 1;
+            clk_report_note(&r, "cannot read %s: %s (not read; the other inputs are)", f, strerror(errno));
+            bad++;
             continue;
         }
         int rc;
@@ -570,15 +574,21 @@ int clk_cmd_report(int argc, char **argv)
             rc = clk_load_raw(&r, f);
         else
             rc = clk_load_json(&r, f);
-        if (rc)
-            bad = 1;
+        if (rc) {
+            if (!S_ISDIR(st.st_mode))
+                clk_report_note(&r, "%s could not be read (not read; the other inputs are)", f);
+            bad++;
+        }
     }
-    if (bad || filter(&r, &o) != 0)
+    if (bad == o.nfiles && !r.summary.processes)
         return STATUS_USAGE;
-    if (render(&r, &o) != 0)
+    if (filter(&r, &o) != 0)
         return STATUS_USAGE;
+    int render_rc = render(&r, &o);
     clk_symbolize_end();
-    return clk_report_failing(&r) ? o.exitcode : 0;
+    if (clk_report_failing(&r))
+        return o.exitcode;
+    return render_rc || bad ? STATUS_USAGE : 0;
 }
 
 int clk_cmd_postgres(int argc, char **argv)

@@ -659,3 +659,40 @@ Test(cli, report_of_a_truncated_and_a_corrupt_journal_keeps_the_rest, TIMEOUT)
     clk_test_proc_free(&p);
     clk_test_rmtree(dir);
 }
+
+Test(cli, report_of_a_directory_with_a_foreign_journal_keeps_the_rest, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char *raw = clk_test_path(dir, "raw");
+    cr_assert_eq(mkdir(raw, 0700), 0);
+    char pre[4096], run_dir[4096];
+    snprintf(pre, sizeof pre, "LD_PRELOAD=%s", clk_test_preload());
+    snprintf(run_dir, sizeof run_dir, "CONNLEAK_RUN_DIR=%s", raw);
+    clk_test_proc p;
+    clk_test_exec(ARGS(clk_test_fixture("fx_stackcache"), "fork"), ARGS(pre, run_dir), NULL, 0, &p);
+    cr_assert_eq(p.status, 0, "fixture: %s", clk_test_excerpt(p.err));
+    clk_test_proc_free(&p);
+    /* a file named like a journal that is none, and one cut inside its header */
+    cr_assert_eq(clk_test_write_file(clk_test_path(raw, "99999-0.raw"), "garbage, not a journal\n", 23), 0);
+    cr_assert_eq(clk_test_write_file(clk_test_path(raw, "99998-0.raw"), CONNLEAK_RAW_MAGIC, 8), 0);
+    char *json = clk_test_path(dir, "report.json");
+    cli(&p, ARGS(clk_test_cli(), "report", "--json", json, raw));
+    cr_assert_eq(p.status, 23, "report exit %d: %s", p.status, clk_test_excerpt(p.err));
+    char *text = clk_test_read_file(json, NULL);
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    cr_assert_not_null(j, "no JSON report: %s", clk_test_excerpt(p.err));
+    cr_assert(clk_test_contains(text, "99999-0.raw: not a connleak journal"), "the note says why: %s",
+              clk_test_excerpt(text));
+    cr_assert(clk_test_contains(text, "99998-0.raw: not a connleak journal"), "%s", clk_test_excerpt(text));
+    cr_assert_eq(clk_test_summary(j, "processes"), 2, "%s", clk_test_excerpt(text));
+    cr_assert_eq(clk_test_leak_count(j, "sqlite", NULL, "caller_alpha"), 1, "%s", clk_test_excerpt(text));
+    cr_assert_eq(clk_test_leak_count(j, "sqlite", NULL, "caller_beta"), 3, "%s", clk_test_excerpt(text));
+    json_decref(j);
+    clk_test_proc_free(&p);
+    /* a foreign file named on the command line alone: said, and status 2 */
+    cli(&p, ARGS(clk_test_cli(), "report", clk_test_path(raw, "99999-0.raw")));
+    cr_assert_eq(p.status, 2, "exit %d: %s", p.status, clk_test_excerpt(p.err));
+    cr_assert(clk_test_contains(p.err, "not a connleak journal"), "%s", clk_test_excerpt(p.err));
+    clk_test_proc_free(&p);
+    clk_test_rmtree(dir);
+}
