@@ -391,6 +391,11 @@ static int make_run_dir(const struct opts *o, char *dir, size_t cap)
             clk_err("run: %s is not a directory of ours", o->keep_raw);
             return -1;
         }
+        if (st.st_mode & S_IWOTH) { /* anyone could replace the journals in it */
+            clk_err("run: %s is writable by others: keep journals in a directory only you can write to",
+                    o->keep_raw);
+            return -1;
+        }
         if (access(o->keep_raw, W_OK | X_OK) != 0) {
             clk_err("run: cannot write to %s: %s", o->keep_raw, strerror(errno));
             return -1;

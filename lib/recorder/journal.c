@@ -153,18 +153,42 @@ void clk_journal_blob(uint8_t type, uint32_t id, const void *data, uint32_t len)
     clk_journal_commit(head, &rec, type);
 }
 
+/* The run directory, checked each time a journal is created there: a directory
+ * (not a symlink to one) of this effective user that others cannot write to.
+ * A run directory in a shared place (/tmp) could otherwise be someone else's,
+ * who could then replace our journals, or a link sending them elsewhere. The
+ * journal is created relative to it, so a name swapped meanwhile changes nothing. */
+static int open_run_dir(void)
+{
+    int dfd = open(clk_opts.run_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(dfd, &st) != 0 || st.st_uid != geteuid() || (st.st_mode & S_IWOTH)) {
+        close(dfd);
+        errno = EPERM;
+        return -1;
+    }
+    return dfd;
+}
+
 static int create_file(void)
 {
-    char path[sizeof clk_opts.run_dir + 64];
-    for (int k = 0; k < 1000; k++) {
-        snprintf(path, sizeof path, "%s/%d-%d%s", clk_opts.run_dir, (int)getpid(), k, CONNLEAK_RAW_SUFFIX);
-        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd >= 0)
-            return fd;
-        if (errno != EEXIST)
+    int dfd = open_run_dir();
+    if (dfd < 0)
+        return -1;
+    char name[64];
+    int fd = -1;
+    for (int k = 0; k < 1000 && fd < 0; k++) {
+        snprintf(name, sizeof name, "%d-%d%s", (int)getpid(), k, CONNLEAK_RAW_SUFFIX);
+        fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST)
             break;
     }
-    return -1;
+    int saved = errno;
+    close(dfd);
+    errno = saved;
+    return fd;
 }
 
 static void reset_state(void)
@@ -200,7 +224,11 @@ int clk_journal_start(int forked)
         return -1;
     int fd = create_file();
     if (fd < 0) {
-        clk_warn("connleak: cannot create a journal in %s: %s", clk_opts.run_dir, strerror(errno));
+        if (errno == EPERM || errno == ELOOP || errno == ENOTDIR)
+            clk_warn("connleak: %s is not a private directory of this user (owned by another, writable by "
+                     "others, or a symlink): no journal written there", clk_opts.run_dir);
+        else
+            clk_warn("connleak: cannot create a journal in %s: %s", clk_opts.run_dir, strerror(errno));
         return -1;
     }
     reset_state();

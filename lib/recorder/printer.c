@@ -1,11 +1,13 @@
 /* printer.c — the text report printed at exit when the library is preloaded without the CLI. */
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "recorder.h"
@@ -88,10 +90,26 @@ void clk_print_report(void)
     size_t total = col.n;
     if (!total && !c.left_field_closes)
         return;
+    /* output=FILE: written to a new file of ours (O_EXCL, 0600) that then takes
+     * FILE's name, so a file or link someone planted there is replaced, never
+     * written through; a device or pipe (/dev/stderr) is written to as it is */
+    char tmp[sizeof clk_opts.output + 8] = "";
     if (clk_opts.output[0]) {
-        int fd = open(clk_opts.output, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        struct stat st;
+        int fd;
+        if (stat(clk_opts.output, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+            fd = open(clk_opts.output, O_WRONLY | O_CLOEXEC);
+        } else {
+            snprintf(tmp, sizeof tmp, "%s.XXXXXX", clk_opts.output);
+            fd = mkostemp(tmp, O_CLOEXEC);
+            if (fd < 0)
+                tmp[0] = 0;
+        }
         if (fd >= 0)
             out_fd = fd;
+        else
+            clk_warn("connleak: cannot write the report to %s: %s (written here instead)", clk_opts.output,
+                     strerror(errno));
     }
     if (total) {
         col.cap = total;
@@ -139,6 +157,11 @@ void clk_print_report(void)
         munmap(col.v, col.cap * sizeof *col.v);
     if (out_fd != 2)
         close(out_fd);
+    out_fd = 2;
+    if (tmp[0] && rename(tmp, clk_opts.output) != 0) {
+        clk_warn("connleak: cannot write the report to %s: %s", clk_opts.output, strerror(errno));
+        unlink(tmp);
+    }
     if (clk_opts.exitcode && (total || c.double_closes))
         _exit(clk_opts.exitcode);
 }

@@ -115,3 +115,85 @@ Test(security, kept_journals_are_private_and_hold_no_password, TIMEOUT)
     clk_test_proc_free(&p);
     clk_test_rmtree(dir);
 }
+
+static int files_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "cannot read %s", dir);
+    struct dirent *e;
+    int files = 0;
+    while ((e = readdir(d)))
+        files += e->d_name[0] != '.';
+    closedir(d);
+    return files;
+}
+
+/* CONNLEAK_RUN_DIR set by hand: the library itself refuses a directory others
+ * may write to, and a symlink to one of ours; the program runs on unchanged. */
+Test(security, the_library_refuses_a_run_directory_others_can_write_or_a_symlink, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char *open_dir = clk_test_path(dir, "open"), *mine = clk_test_path(dir, "mine"), *link = clk_test_path(dir, "link");
+    cr_assert_eq(mkdir(open_dir, 0700), 0);
+    cr_assert_eq(chmod(open_dir, 0777), 0);
+    cr_assert_eq(mkdir(mine, 0700), 0);
+    cr_assert_eq(symlink(mine, link), 0);
+    const char *bad[] = {open_dir, link};
+    for (int i = 0; i < 2; i++) {
+        char pre[4096], run_dir[4096];
+        snprintf(pre, sizeof pre, "LD_PRELOAD=%s", clk_test_preload());
+        snprintf(run_dir, sizeof run_dir, "CONNLEAK_RUN_DIR=%s", bad[i]);
+        clk_test_proc p;
+        clk_test_exec(ARGS(clk_test_fixture("fx_sqlite"), "clean", ":memory:"), ARGS(pre, run_dir), NULL, 0, &p);
+        cr_assert_eq(p.status, 0, "%s: the program's status changed: %d %s", bad[i], p.status, p.err);
+        cr_assert(clk_test_contains(p.err, bad[i]) && clk_test_contains(p.err, "not a private directory"),
+                  "%s: no word of the refusal: %s", bad[i], p.err);
+        cr_assert_eq(clk_test_count_lines(p.err), 1, "one line: %s", p.err);
+        clk_test_proc_free(&p);
+    }
+    cr_assert_eq(files_in(open_dir), 0, "a journal was written where others can write");
+    cr_assert_eq(files_in(mine), 0, "a journal was written through the symlink");
+    /* the CLI refuses such a --keep-raw directory too */
+    clk_test_proc p;
+    clk_test_exec(ARGS(clk_test_cli(), "run", "--keep-raw", open_dir, "--", clk_test_fixture("fx_sqlite"), "clean",
+                       ":memory:"),
+                  NULL, NULL, 0, &p);
+    cr_assert_eq(p.status, 2, "exit %d, want 2 (refused): %s", p.status, clk_test_excerpt(p.err));
+    cr_assert(clk_test_contains(p.err, "writable by others"), "%s", p.err);
+    clk_test_proc_free(&p);
+    clk_test_rmtree(dir);
+}
+
+/* Direct preloading with output=FILE: a file someone planted at that name (or a
+ * link there) is replaced by a new private one, never written into. */
+Test(security, direct_output_replaces_a_planted_file_instead_of_writing_into_it, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char *planted = clk_test_path(dir, "report.txt"), *victim = clk_test_path(dir, "victim");
+    char *linked = clk_test_path(dir, "linked.txt");
+    cr_assert_eq(clk_test_write_file(planted, "planted\n", 8), 0);
+    cr_assert_eq(chmod(planted, 0666), 0);
+    cr_assert_eq(clk_test_write_file(victim, "precious\n", 9), 0);
+    cr_assert_eq(symlink(victim, linked), 0);
+    const char *outs[] = {planted, linked};
+    for (int i = 0; i < 2; i++) {
+        char pre[4096], opts[4096];
+        snprintf(pre, sizeof pre, "LD_PRELOAD=%s", clk_test_preload());
+        snprintf(opts, sizeof opts, "CONNLEAK_OPTIONS=output=%s", outs[i]);
+        clk_test_proc p;
+        clk_test_exec(ARGS(clk_test_fixture("fx_sqlite"), "leak-open", ":memory:"), ARGS(pre, opts, "CONNLEAK_RUN_DIR"),
+                      NULL, 0, &p);
+        cr_assert_eq(p.status, 0, "status %d: %s", p.status, clk_test_excerpt(p.err));
+        struct stat st;
+        cr_assert_eq(lstat(outs[i], &st), 0);
+        cr_assert(S_ISREG(st.st_mode), "%s: not a regular file of its own", outs[i]);
+        cr_assert_eq(st.st_mode & 0777, 0600, "%s: mode %o, want 0600", outs[i], st.st_mode & 0777);
+        char *text = clk_test_read_file(outs[i], NULL);
+        cr_assert(clk_test_contains(text, "leaked database connection") && !clk_test_contains(text, "planted"),
+                  "%s holds: %s", outs[i], clk_test_excerpt(text));
+        clk_test_proc_free(&p);
+    }
+    cr_assert_str_eq(clk_test_read_file(victim, NULL), "precious\n", "written through the link");
+    cr_assert_eq(files_in(dir), 3, "a temporary file was left behind");
+    clk_test_rmtree(dir);
+}
