@@ -397,7 +397,8 @@ __attribute__((format(printf, 1, 2))) static void load_failed(const char *fmt, .
     clk_err("%s", load_error);
 }
 
-int clk_load_raw(struct clk_report *r, const char *path)
+/* only_run: skip a journal of another `connleak run` (sharing a --keep-raw directory); 0 reads all. */
+static int load_raw(struct clk_report *r, const char *path, uint64_t only_run)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
@@ -432,6 +433,10 @@ int clk_load_raw(struct clk_report *r, const char *path)
         munmap(map, (size_t)st.st_size);
         load_failed("%s: not a connleak journal of version %u (bad header)", path, CONNLEAK_RAW_VERSION);
         return -1;
+    }
+    if (only_run && h->run_id && h->run_id != only_run) {
+        munmap(map, (size_t)st.st_size);
+        return 0;
     }
     uint64_t nslots = (uint64_t)st.st_size / CONNLEAK_RAW_SLOT;
     if (st.st_size % CONNLEAK_RAW_CHUNK)
@@ -489,7 +494,12 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int clk_load_run_dir(struct clk_report *r, const char *dir)
+int clk_load_raw(struct clk_report *r, const char *path)
+{
+    return load_raw(r, path, 0);
+}
+
+int clk_load_run_dir(struct clk_report *r, const char *dir, uint64_t only_run)
 {
     DIR *d = opendir(dir);
     if (!d) {
@@ -524,7 +534,7 @@ int clk_load_run_dir(struct clk_report *r, const char *dir)
             last = now;
         }
         /* one bad journal is reported; the others still are */
-        if (clk_load_raw(r, names[i]) != 0) {
+        if (load_raw(r, names[i], only_run) != 0) {
             clk_report_note(r, "%s (not read; the other journals are)", load_error);
             rc = 1;
         }

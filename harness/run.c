@@ -6,8 +6,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -510,6 +512,14 @@ int clk_cmd_run(int argc, char **argv)
     }
     prepend_env("LD_PRELOAD", preload, ':');
     setenv(CONNLEAK_RUN_DIR_ENV, dir, 1);
+    /* journals carry this run's id: a --keep-raw directory other runs share
+     * (meson's test setups run tests in parallel) holds theirs too */
+    uint64_t run_id = 0;
+    while (!run_id && getrandom(&run_id, sizeof run_id, 0) != (ssize_t)sizeof run_id)
+        run_id = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL);
+    char id[32];
+    snprintf(id, sizeof id, "%016llx", (unsigned long long)run_id);
+    setenv(CONNLEAK_RUN_ID_ENV, id, 1);
     if (o.stack_depth) {
         char opt[64];
         snprintf(opt, sizeof opt, "stack_depth=%d", o.stack_depth);
@@ -528,7 +538,8 @@ int clk_cmd_run(int argc, char **argv)
     clk_report_init(&r);
     r.command = redacted_command(o.cmd, o.ncmd);
     r.ncommand = o.ncmd;
-    int load_rc = clk_load_run_dir(&r, dir);
+    unsetenv(CONNLEAK_RUN_ID_ENV);
+    int load_rc = clk_load_run_dir(&r, dir, run_id);
     if (!o.keep_raw)
         nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     int filter_rc = filter(&r, &o);
@@ -574,7 +585,7 @@ int clk_cmd_report(int argc, char **argv)
         }
         int rc;
         if (S_ISDIR(st.st_mode))
-            rc = clk_load_run_dir(&r, f);
+            rc = clk_load_run_dir(&r, f, 0);
         else if (clk_is_raw_file(f))
             rc = clk_load_raw(&r, f);
         else

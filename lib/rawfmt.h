@@ -20,6 +20,7 @@
 #define CONNLEAK_RAW_SUFFIX ".raw"
 /* Environment variable naming the run directory the CLI reads. */
 #define CONNLEAK_RUN_DIR_ENV "CONNLEAK_RUN_DIR"
+#define CONNLEAK_RUN_ID_ENV "CONNLEAK_RUN_ID" /* 16 hex digits, set by `connleak run` */
 
 enum connleak_raw_type {
     CONNLEAK_REC_EMPTY = 0,
@@ -61,7 +62,8 @@ struct connleak_raw_header {
     uint32_t stack_depth;
     uint32_t cmdline;       /* string id of argv joined by NUL bytes, 0 when unknown */
     uint64_t lost;          /* events that found no room (disk full, size limit), counted in place */
-    uint8_t reserved[8];
+    uint64_t run_id;        /* CONNLEAK_RUN_ID of the `connleak run` it belongs to (0: none; journals of
+                             * other runs may share a --keep-raw directory) */
 };
 
 struct connleak_raw_record {

@@ -245,6 +245,7 @@ int clk_journal_start(int forked)
     clk_journal_forked = forked;
     h.start_ns = clk_now_ns(1);
     h.stack_depth = (uint32_t)clk_opts.stack_depth;
+    h.run_id = clk_opts.run_id;
     const char *exe = clk_exe_path();
     if (exe[0])
         h.exe = clk_intern_string(exe, strlen(exe));

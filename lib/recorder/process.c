@@ -192,6 +192,8 @@ static void start(void)
     if (dir && dir[0] && strlen(dir) < sizeof clk_opts.run_dir) {
         strcpy(clk_opts.run_dir, dir);
         clk_opts.report = 0; /* the CLI reports */
+        const char *id = getenv(CONNLEAK_RUN_ID_ENV);
+        clk_opts.run_id = id ? strtoull(id, NULL, 16) : 0;
     }
     clk_tracker_init();
     clk_journal_start(0);

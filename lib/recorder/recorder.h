@@ -24,6 +24,7 @@ struct clk_options {
     char output[512];       /* direct mode: report file instead of stderr ("" = stderr) */
     char suppressions[512]; /* passed to the CLI; the direct printer ignores it */
     char run_dir[512];      /* journal directory (set by the CLI) */
+    uint64_t run_id;        /* the CLI's run, written in each journal's header */
 };
 CLK_HIDDEN extern struct clk_options clk_opts;
 /* Parses `spec` into clk_opts; on error writes one line into err and returns -1. */

@@ -696,3 +696,36 @@ Test(cli, report_of_a_directory_with_a_foreign_journal_keeps_the_rest, TIMEOUT)
     clk_test_proc_free(&p);
     clk_test_rmtree(dir);
 }
+
+/* Runs sharing one --keep-raw directory (README's meson setup, tests in
+ * parallel): each run reports its own processes; `report DIR` merges them all. */
+Test(cli, runs_sharing_a_keep_raw_directory_report_their_own, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char *raw = clk_test_path(dir, "raw");
+    clk_test_proc p;
+    cli(&p, ARGS(clk_test_cli(), "run", "--keep-raw", raw, "--", clk_test_fixture("fx_sqlite"), "leak-open",
+                 ":memory:"));
+    cr_assert_eq(p.status, 23, "the leaking run: exit %d: %s", p.status, clk_test_excerpt(p.err));
+    clk_test_proc_free(&p);
+    char *json = clk_test_path(dir, "clean.json");
+    cli(&p, ARGS(clk_test_cli(), "run", "--keep-raw", raw, "--json", json, "--", clk_test_fixture("fx_sqlite"), "clean",
+                 ":memory:"));
+    cr_assert_eq(p.status, 0, "the clean run after it: exit %d: %s", p.status, clk_test_excerpt(p.err));
+    json_t *j = json_load_file(json, 0, NULL);
+    cr_assert_not_null(j);
+    cr_assert_eq(clk_test_summary(j, "processes"), 1, "only its own process");
+    cr_assert_eq(clk_test_summary(j, "leaks"), 0);
+    json_decref(j);
+    clk_test_proc_free(&p);
+    json = clk_test_path(dir, "all.json");
+    cli(&p, ARGS(clk_test_cli(), "report", "--json", json, raw));
+    cr_assert_eq(p.status, 23, "report of the directory: exit %d: %s", p.status, clk_test_excerpt(p.err));
+    j = json_load_file(json, 0, NULL);
+    cr_assert_not_null(j);
+    cr_assert_eq(clk_test_summary(j, "processes"), 2, "both runs' processes");
+    cr_assert_eq(clk_test_summary(j, "leaks"), 1);
+    json_decref(j);
+    clk_test_proc_free(&p);
+    clk_test_rmtree(dir);
+}
