@@ -18,7 +18,7 @@ static const char usage[] =
     "  postgres -- COMMAND [ARG...]        run COMMAND (not under the detector) with a throwaway PostgreSQL\n"
     "                                      cluster; PGHOST, PGPORT, PGUSER, PGDATABASE, DATABASE_URL set\n"
     "  preload-path                        print the absolute path of libconnleak-preload.so\n"
-    "  --help, --version\n"
+    "  --help, --version                   (also COMMAND --help)\n"
     "\n"
     "options of run and report:\n"
     "  --json FILE          also write the merged report as JSON to FILE\n"
@@ -40,7 +40,7 @@ static const char usage[] =
     "\n"
     "exit status of run: the command's own status when non-zero (128+signal when killed), else\n"
     "the --exitcode when findings remain, else 0. Of report: --exitcode when findings remain,\n"
-    "0 when none, 2 for unreadable input.\n"
+    "0 when none, 2 for unreadable input (what can be read is still reported).\n"
     "\n"
     "Direct use: LD_PRELOAD=$(connleak preload-path) COMMAND prints a report at exit;\n"
     "CONNLEAK_OPTIONS=key=value:... sets exitcode, stack_depth, report, output, verbosity.\n";
@@ -60,6 +60,13 @@ int main(int argc, char **argv)
         printf("connleak %s\n", CONNLEAK_VERSION);
         return 0;
     }
+    /* COMMAND --help: the one usage text covers every command */
+    int known = !strcmp(cmd, "run") || !strcmp(cmd, "report") || !strcmp(cmd, "postgres") ||
+                !strcmp(cmd, "preload-path");
+    if (known && argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+        fputs(usage, stdout);
+        return 0;
+    }
     if (!strcmp(cmd, "run"))
         return clk_cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "report"))
@@ -67,6 +74,10 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "postgres"))
         return clk_cmd_postgres(argc - 2, argv + 2);
     if (!strcmp(cmd, "preload-path")) {
+        if (argc > 2) {
+            clk_err("preload-path: takes no arguments (got '%s')", argv[2]);
+            return 2;
+        }
         const char *p = clk_preload_path();
         if (!p) {
             clk_err("libconnleak-preload.so not found next to this connleak (set CONNLEAK_PRELOAD)");

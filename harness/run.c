@@ -63,7 +63,7 @@ static int parse(const char *verb, int argc, char **argv, struct opts *o, int wa
         const char *val = NULL;
 #define NEEDS_VALUE()                                                          \
     do {                                                                       \
-        if (i + 1 >= argc) {                                                   \
+        if (i + 1 >= argc || !strcmp(argv[i + 1], "--")) {                     \
             clk_err("%s: option %s needs a value", verb, a);                   \
             return -1;                                                         \
         }                                                                      \

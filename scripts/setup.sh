@@ -1,6 +1,11 @@
 # scripts/setup.sh — sourced by scripts/connleak and scripts/test: installs what is missing and builds, all on stderr.
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# --help of a script: its header comment (after the #! line, up to the first line that is not one).
+help_from_header() {
+  awk 'NR == 1 { next } /^# shellcheck/ || !/^#/ { exit } { sub(/^# ?/, ""); print }' "${BASH_SOURCE[1]}"
+}
 build="$root/build"
 
 # Debian packages the build needs, and what each is checked by.
