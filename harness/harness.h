@@ -131,6 +131,8 @@ int clk_is_raw_file(const char *path);
 /* static_check.c: "SQLite" or "libpq" when the object at path defines them itself
  * (statically linked, invisible to the wrappers), else NULL. Cached per path. */
 const char *clk_own_copy_of(const char *path);
+/* 1 when path is an ELF program with no dynamic loader (LD_PRELOAD cannot reach it). */
+int clk_is_static_exe(const char *path);
 
 /* load_json.c: a JSON report (version 1) into the report. */
 int clk_load_json(struct clk_report *r, const char *path);

@@ -363,6 +363,39 @@ static char **redacted_command(char **cmd, int n)
     return out;
 }
 
+/* The file execvp would run for name, or NULL. */
+static const char *command_path(const char *name, char *buf, size_t cap)
+{
+    if (strchr(name, '/'))
+        return name;
+    const char *path = getenv("PATH");
+    for (const char *p = path ? path : "/usr/local/bin:/usr/bin:/bin"; *p;) {
+        size_t n = strcspn(p, ":");
+        snprintf(buf, cap, "%.*s/%s", (int)n, n ? p : ".", name);
+        if (access(buf, X_OK) == 0)
+            return buf;
+        p += n;
+        if (*p)
+            p++;
+    }
+    return NULL;
+}
+
+/* Says so when the detector could not reach the command: a statically linked
+ * program has no dynamic loader to preload into, and then nothing it opens is
+ * seen (a report of no connections would read as a clean run). */
+static void note_unreached(struct clk_report *r, const char *name)
+{
+    char buf[PATH_MAX];
+    const char *path = command_path(name, buf, sizeof buf);
+    if (path && clk_is_static_exe(path))
+        clk_report_note(r, "%s is statically linked: the detector cannot be preloaded into it, so connections "
+                        "it opens are not seen", path);
+    else if (!r->summary.processes)
+        clk_report_note(r, "no process ran under the detector (a statically linked or set-uid program, or one "
+                        "that clears LD_PRELOAD, is not seen)");
+}
+
 /* ---- signals: forwarded to the command, which decides ---- */
 
 static volatile sig_atomic_t got_signal;
@@ -540,6 +573,7 @@ int clk_cmd_run(int argc, char **argv)
     r.ncommand = o.ncmd;
     unsetenv(CONNLEAK_RUN_ID_ENV);
     int load_rc = clk_load_run_dir(&r, dir, run_id);
+    note_unreached(&r, o.cmd[0]);
     if (!o.keep_raw)
         nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     int filter_rc = filter(&r, &o);

@@ -7,7 +7,22 @@
 
 #include "harness.h"
 
-/* Which library an object defines instead of importing: "SQLite", "libpq" or NULL. */
+/* Strings every copy of the library carries in its read-only data, for objects
+ * stripped of their symbols; all of a set must be there. */
+static const char *const sqlite_marks[] = {"SQLite format 3", "database disk image is malformed", "sqlite_master", NULL};
+static const char *const libpq_marks[] = {"target_session_attrs", "requirepeer", "krbsrvname", NULL};
+
+static int has_all(const char *data, size_t len, const char *const *marks)
+{
+    for (int i = 0; marks[i]; i++)
+        if (!memmem(data, len, marks[i], strlen(marks[i])))
+            return 0;
+    return 1;
+}
+
+/* Which library an object defines instead of importing: "SQLite", "libpq" or NULL.
+ * By its symbols (sqlite3_open_v2, PQconnectStart defined); failing those, a
+ * stripped object that imports neither library but carries its strings. */
 static const char *scan(const char *path)
 {
     const char *base = clk_basename(path);
@@ -20,6 +35,7 @@ static const char *scan(const char *path)
     elf_version(EV_CURRENT);
     Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
     const char *found = NULL;
+    int imports_sqlite = 0, imports_pq = 0;
     Elf_Scn *scn = NULL;
     while (elf && !found && (scn = elf_nextscn(elf, scn))) {
         GElf_Shdr sh;
@@ -29,11 +45,17 @@ static const char *scan(const char *path)
         size_t n = data ? sh.sh_size / sh.sh_entsize : 0;
         for (size_t i = 0; i < n && !found; i++) {
             GElf_Sym sym;
-            if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF ||
-                GELF_ST_TYPE(sym.st_info) != STT_FUNC)
+            if (!gelf_getsym(data, (int)i, &sym))
                 continue;
             const char *name = elf_strptr(elf, sh.sh_link, sym.st_name);
             if (!name)
+                continue;
+            if (sym.st_shndx == SHN_UNDEF) {
+                imports_sqlite |= !strncmp(name, "sqlite3_", 8);
+                imports_pq |= name[0] == 'P' && name[1] == 'Q';
+                continue;
+            }
+            if (GELF_ST_TYPE(sym.st_info) != STT_FUNC)
                 continue;
             if (!strcmp(name, "sqlite3_open_v2") || !strcmp(name, "openDatabase"))
                 found = "SQLite";
@@ -41,10 +63,50 @@ static const char *scan(const char *path)
                 found = "libpq";
         }
     }
+    /* the sqlite3 shell and psql mention these strings too, but import the library */
+    scn = NULL;
+    while (elf && !found && (scn = elf_nextscn(elf, scn))) {
+        GElf_Shdr sh;
+        if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS || !(sh.sh_flags & SHF_ALLOC) ||
+            (sh.sh_flags & (SHF_EXECINSTR | SHF_WRITE)))
+            continue;
+        Elf_Data *data = elf_getdata(scn, NULL);
+        if (!data || !data->d_buf)
+            continue;
+        if (!imports_sqlite && has_all(data->d_buf, data->d_size, sqlite_marks))
+            found = "SQLite";
+        else if (!imports_pq && has_all(data->d_buf, data->d_size, libpq_marks))
+            found = "libpq";
+    }
     if (elf)
         elf_end(elf);
     close(fd);
     return found;
+}
+
+int clk_is_static_exe(const char *path)
+{
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0)
+        return 0;
+    elf_version(EV_CURRENT);
+    Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    GElf_Ehdr eh;
+    size_t nph = 0;
+    int is_static = 0;
+    if (elf && elf_kind(elf) == ELF_K_ELF && gelf_getehdr(elf, &eh) && (eh.e_type == ET_EXEC || eh.e_type == ET_DYN) &&
+        elf_getphdrnum(elf, &nph) == 0 && nph) {
+        is_static = 1;
+        for (size_t i = 0; i < nph; i++) {
+            GElf_Phdr ph;
+            if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_INTERP)
+                is_static = 0;
+        }
+    }
+    if (elf)
+        elf_end(elf);
+    close(fd);
+    return is_static;
 }
 
 const char *clk_own_copy_of(const char *path)
