@@ -350,6 +350,12 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
         case CONNLEAK_REC_EXIT:
             p->exited = 1;
             break;
+        case CONNLEAK_REC_NOTE: {
+            const char *text = string_of(p, e->u.ev.target);
+            if (text)
+                clk_report_note(r, "process %d: %s", p->pid, text);
+            break;
+        }
         case CONNLEAK_REC_LOST:
             p->lost += (uint64_t)e->u.ev.result;
             break;

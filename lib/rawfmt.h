@@ -37,7 +37,8 @@ enum connleak_raw_type {
     CONNLEAK_REC_EXIT = 11,         /* exit handlers ran: the process ended normally */
     CONNLEAK_REC_LOST = 12,         /* ev.result events lost (written by older recorders; now header.lost) */
     CONNLEAK_REC_CLOSE_BUSY = 13,   /* a close refused (SQLITE_BUSY): the connection stays open */
-    CONNLEAK_REC_TYPE_MAX = 13
+    CONNLEAK_REC_NOTE = 14,         /* ev.target names a string the report shows as a note */
+    CONNLEAK_REC_TYPE_MAX = 14
 };
 
 enum connleak_raw_backend {

@@ -1,5 +1,6 @@
 /* intern.c — stacks and strings stored once, given ids, and written to the journal once per journal (with their modules). */
 #include <link.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -327,6 +328,44 @@ void clk_intern_all_modules(void)
         starts[i] = modules[i].start;
     pthread_mutex_unlock(&modules_mu);
     ensure_modules(starts, n);
+}
+
+/* Copies of the database libraries that dlmopen() put in a namespace of their
+ * own: the wrappers, in the base namespace, are never called for them, and
+ * dl_iterate_phdr shows only the caller's namespace. The loader's
+ * r_debug_extended chain (glibc 2.35+, r_version 2) lists every namespace. */
+void clk_intern_note_namespaces(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 35)
+    if (_r_debug.r_version < 2)
+        return;
+    /* _r_debug is declared as the base struct; the loader's object is the extended one
+     * (what r_version 2 promises): the address goes through a register so the
+     * compiler does not bound the access by the declaration */
+    uintptr_t first = (uintptr_t)&_r_debug;
+    __asm__("" : "+r"(first));
+    int ns = 0;
+    for (struct r_debug_extended *d = ((struct r_debug_extended *)first)->r_next; d && ns < 64; d = d->r_next) {
+        ns++;
+        int maps = 0;
+        for (struct link_map *m = d->base.r_map; m && maps < 4096; m = m->l_next, maps++) {
+            const char *name = m->l_name ? m->l_name : "";
+            const char *base = strrchr(name, '/');
+            base = base ? base + 1 : name;
+            const char *what = !strncmp(base, "libsqlite3", 10) ? "SQLite" : !strncmp(base, "libpq.", 6) ? "libpq" : NULL;
+            if (!what)
+                continue;
+            char text[1024];
+            int n = snprintf(text, sizeof text,
+                             "a copy of %s (%s) loaded with dlmopen() into link-map namespace %d: connections "
+                             "opened through it are not seen",
+                             what, name, ns);
+            struct connleak_raw_record rec = {0};
+            rec.u.ev.target = clk_intern_string(text, n < 0 ? 0 : (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
+            clk_journal_commit(clk_journal_reserve(0), &rec, CONNLEAK_REC_NOTE);
+        }
+    }
+#endif
 }
 
 const uint64_t *clk_stack_frames(uint32_t id, int *n)

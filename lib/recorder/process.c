@@ -110,8 +110,10 @@ __attribute__((destructor)) static void clk_fini(void)
     if (clk_journal_active()) {
         /* a fork child has its parent's objects, and the loader's lock may have
          * been held by a parent thread at fork time: no rescan there */
-        if (!clk_journal_forked)
+        if (!clk_journal_forked) {
             clk_intern_all_modules();
+            clk_intern_note_namespaces();
+        }
         clk_journal_exit();
     }
     else if (clk_opts.report)

@@ -139,6 +139,8 @@ static inline void clk_intern_ensure(uint32_t id)
 /* A new journal has started: blobs interned before it are not in it. */
 CLK_HIDDEN void clk_intern_new_journal(void);
 CLK_HIDDEN void clk_intern_all_modules(void);
+/* At exit: a note for each SQLite or libpq in another dlmopen() namespace. */
+CLK_HIDDEN void clk_intern_note_namespaces(void);
 /* Learns the loaded objects (at start, so that the first event need not). */
 CLK_HIDDEN void clk_intern_scan_modules(void);
 CLK_HIDDEN void clk_intern_prepare_fork(void);

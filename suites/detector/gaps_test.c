@@ -50,3 +50,17 @@ Test(gaps, a_program_without_a_dynamic_loader_is_said_to_be_unseen, .timeout = 6
               "no note says the program was not reached" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
 }
+
+Test(gaps, sqlite_in_a_dlmopen_namespace_is_said_to_be_unseen, .timeout = 60)
+{
+    char *plugin = clk_test_fixture("fx_plugin.so");
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_dlopen", ARGS("--dlmopen", plugin, ":memory:"), &r);
+    clk_assert_status(&r, 0);
+    clk_assert_report(&r);
+    cr_assert(clk_test_contains(r.proc.out, "plugin results 0 0"), "fixture did not finish: %s", r.proc.out);
+    clk_assert_summary(&r, "connects", 0);
+    cr_assert(has_note(&r, "libsqlite3", "dlmopen() into link-map namespace"),
+              "no note names the copy in the other namespace" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
