@@ -107,6 +107,8 @@ struct clk_report {
     struct clk_map sources; /* content hash of each input: the same file twice is merged once */
     char **notes;           /* things the reader must know: crashed processes, corrupt files, lost events */
     size_t nnotes;
+    int live;               /* journals of a run that has just ended (run, not report): their processes
+                             * may still be alive */
 };
 
 /* model.c */

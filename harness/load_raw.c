@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -56,6 +57,7 @@ struct proc {
     int wrapper_events, exited;
     uint64_t pool_connects, pool_closes; /* counted where no wrapper saw the connections */
     uint64_t corrupt, lost;
+    uint64_t dangling; /* references to stacks or strings the journal does not hold */
     struct chunk *chunks;
     struct open_conn *free_conns;
 };
@@ -121,6 +123,7 @@ static const struct module *module_of(const struct proc *p, uint64_t ip)
 static const char *string_of(struct proc *p, uint32_t id)
 {
     struct blob *b = id ? clk_map_get(&p->blobs, id) : NULL;
+    p->dangling += id && !b;
     if (b && !b->interned)
         b->interned = clk_intern((const char *)b->data);
     return b ? b->interned : NULL;
@@ -160,6 +163,7 @@ static struct clk_stack stack_of(struct proc *p, uint32_t id)
 {
     static struct clk_stack empty;
     struct blob *b = id ? clk_map_get(&p->blobs, id) : NULL;
+    p->dangling += id && !b;
     if (!b)
         return empty;
     if (b->stack.f)
@@ -475,6 +479,15 @@ static int load_raw(struct clk_report *r, const char *path, uint64_t only_run)
     if (p.corrupt)
         clk_report_note(r, "%s: %llu corrupt record%s skipped", path, (unsigned long long)p.corrupt,
                         p.corrupt == 1 ? "" : "s");
+    if (p.dangling)
+        clk_report_note(r, "%s: %llu reference%s to stacks or strings it does not hold (damaged, or cut short by a "
+                        "crash): findings show no stack or target there", path, (unsigned long long)p.dangling,
+                        p.dangling == 1 ? "" : "s");
+    if (r->live && !p.exited && (kill(p.pid, 0) == 0 || errno == EPERM)) {
+        const char *exe = string_of(&p, p.exe);
+        clk_report_note(r, "process %d (%s) was still running when the report was made: what it does from now on "
+                        "is not in it", p.pid, exe ? exe : "?");
+    }
     if (p.lost)
         clk_report_note(r, "process %d lost %llu event%s (journal full: no room on its disk, or the 16 GiB limit); "
                         "a leak it shows may have been closed after that", p.pid, (unsigned long long)p.lost,

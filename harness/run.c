@@ -572,6 +572,7 @@ int clk_cmd_run(int argc, char **argv)
     r.command = redacted_command(o.cmd, o.ncmd);
     r.ncommand = o.ncmd;
     unsetenv(CONNLEAK_RUN_ID_ENV);
+    r.live = 1;
     int load_rc = clk_load_run_dir(&r, dir, run_id);
     note_unreached(&r, o.cmd[0]);
     if (!o.keep_raw)
@@ -618,12 +619,18 @@ int clk_cmd_report(int argc, char **argv)
             continue;
         }
         int rc;
-        if (S_ISDIR(st.st_mode))
+        uint64_t before = r.summary.processes;
+        if (S_ISDIR(st.st_mode)) {
             rc = clk_load_run_dir(&r, f, 0);
-        else if (clk_is_raw_file(f))
+            if (!rc && r.summary.processes == before) { /* a shard that never ran must not pass as clean */
+                clk_err("report: %s holds no journals", f);
+                clk_report_note(&r, "%s holds no journals: nothing ran under the detector there", f);
+            }
+        } else if (clk_is_raw_file(f)) {
             rc = clk_load_raw(&r, f);
-        else
+        } else {
             rc = clk_load_json(&r, f);
+        }
         if (rc) {
             if (!S_ISDIR(st.st_mode))
                 clk_report_note(&r, "%s could not be read (not read; the other inputs are)", f);

@@ -616,23 +616,33 @@ static long close_boundary(const char *path, long near)
     return (slot + 1) * CONNLEAK_RAW_SLOT;
 }
 
-Test(cli, report_of_a_truncated_and_a_corrupt_journal_keeps_the_rest, TIMEOUT)
+/* Journals in dir/raw of fx_stackcache's fork mode: the parent leaks 1 connection
+ * early, its forked child 3, each among 100 pairs. Returns the raw directory;
+ * parent_raw and child_raw (64 bytes each, or NULL) get the journals' names. */
+static char *fork_journals(const char *dir, char *parent_raw, char *child_raw)
 {
-    char *dir = clk_test_mkdtemp();
     char *raw = clk_test_path(dir, "raw");
     cr_assert_eq(mkdir(raw, 0700), 0);
     char pre[4096], run_dir[4096];
     snprintf(pre, sizeof pre, "LD_PRELOAD=%s", clk_test_preload());
     snprintf(run_dir, sizeof run_dir, "CONNLEAK_RUN_DIR=%s", raw);
-    /* the parent leaks 1 connection early, its forked child 3, each among 100 pairs */
     clk_test_proc p;
     clk_test_exec(ARGS(clk_test_fixture("fx_stackcache"), "fork"), ARGS(pre, run_dir), NULL, 0, &p);
     cr_assert_eq(p.status, 0, "fixture: %s", clk_test_excerpt(p.err));
-    long long child = clk_test_stdout_int(p.out, "child=");
-    char parent_raw[64], child_raw[64];
-    snprintf(parent_raw, sizeof parent_raw, "%d-0.raw", (int)clk_test_stdout_int(p.out, "parent="));
-    snprintf(child_raw, sizeof child_raw, "%lld-0.raw", child);
+    if (parent_raw)
+        snprintf(parent_raw, 64, "%lld-0.raw", clk_test_stdout_int(p.out, "parent="));
+    if (child_raw)
+        snprintf(child_raw, 64, "%lld-0.raw", clk_test_stdout_int(p.out, "child="));
     clk_test_proc_free(&p);
+    return raw;
+}
+
+Test(cli, report_of_a_truncated_and_a_corrupt_journal_keeps_the_rest, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char parent_raw[64], child_raw[64];
+    char *raw = fork_journals(dir, parent_raw, child_raw);
+    clk_test_proc p;
     /* the child's journal cut 13 bytes into the record after a close near its 100th slot (where
      * exactly depends on how many slots its path strings took); ten of the parent's records
      * overwritten */
@@ -663,15 +673,8 @@ Test(cli, report_of_a_truncated_and_a_corrupt_journal_keeps_the_rest, TIMEOUT)
 Test(cli, report_of_a_directory_with_a_foreign_journal_keeps_the_rest, TIMEOUT)
 {
     char *dir = clk_test_mkdtemp();
-    char *raw = clk_test_path(dir, "raw");
-    cr_assert_eq(mkdir(raw, 0700), 0);
-    char pre[4096], run_dir[4096];
-    snprintf(pre, sizeof pre, "LD_PRELOAD=%s", clk_test_preload());
-    snprintf(run_dir, sizeof run_dir, "CONNLEAK_RUN_DIR=%s", raw);
+    char *raw = fork_journals(dir, NULL, NULL);
     clk_test_proc p;
-    clk_test_exec(ARGS(clk_test_fixture("fx_stackcache"), "fork"), ARGS(pre, run_dir), NULL, 0, &p);
-    cr_assert_eq(p.status, 0, "fixture: %s", clk_test_excerpt(p.err));
-    clk_test_proc_free(&p);
     /* a file named like a journal that is none, and one cut inside its header */
     cr_assert_eq(clk_test_write_file(clk_test_path(raw, "99999-0.raw"), "garbage, not a journal\n", 23), 0);
     cr_assert_eq(clk_test_write_file(clk_test_path(raw, "99998-0.raw"), CONNLEAK_RAW_MAGIC, 8), 0);
@@ -726,6 +729,39 @@ Test(cli, runs_sharing_a_keep_raw_directory_report_their_own, TIMEOUT)
     cr_assert_eq(clk_test_summary(j, "processes"), 2, "both runs' processes");
     cr_assert_eq(clk_test_summary(j, "leaks"), 1);
     json_decref(j);
+    clk_test_proc_free(&p);
+    clk_test_rmtree(dir);
+}
+
+Test(cli, report_of_a_journal_naming_stacks_it_lacks_says_so, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char child_raw[64];
+    char *raw = fork_journals(dir, NULL, child_raw);
+    clk_test_proc p;
+    /* the child's first open (one of its leaks) now names a stack id the journal never wrote */
+    char *path = clk_test_path(raw, child_raw);
+    size_t len;
+    char *data = clk_test_read_file(path, &len);
+    cr_assert_not_null(data);
+    long open_at = CONNLEAK_RAW_SLOT;
+    while ((size_t)open_at < len && (uint8_t)data[open_at] != CONNLEAK_REC_OPEN)
+        open_at += CONNLEAK_RAW_SLOT;
+    cr_assert_lt((size_t)open_at, len, "no open in %s", path);
+    struct connleak_raw_record rec;
+    memcpy(&rec, data + open_at, sizeof rec);
+    cr_assert_eq(rec.type, CONNLEAK_REC_OPEN);
+    rec.u.ev.stack = 0x7ffffff0u;
+    memcpy(data + open_at, &rec, sizeof rec);
+    cr_assert_eq(clk_test_write_file(path, data, len), 0);
+    free(data);
+    char *json = clk_test_path(dir, "report.json");
+    cli(&p, ARGS(clk_test_cli(), "report", "--json", json, raw));
+    cr_assert_eq(p.status, 23, "report exit %d: %s", p.status, clk_test_excerpt(p.err));
+    char *text = clk_test_read_file(json, NULL);
+    char want[128];
+    snprintf(want, sizeof want, "%s: 1 reference to stacks or strings it does not hold", child_raw);
+    cr_assert(clk_test_contains(text, want), "no note of the missing stack: %s", clk_test_excerpt(text));
     clk_test_proc_free(&p);
     clk_test_rmtree(dir);
 }

@@ -197,3 +197,23 @@ Test(process, a_journal_that_cannot_grow_loses_events_not_the_program, TIMEOUT)
     clk_test_run_free(&r);
 }
 
+
+Test(process, a_process_still_running_at_the_report_is_noted, TIMEOUT)
+{
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_process", ARGS("orphan"), &r);
+    clk_assert_status(&r, 0);
+    clk_assert_report(&r);
+    long long orphan = clk_test_stdout_int(r.proc.out, "orphan=");
+    cr_assert_gt(orphan, 0, "fixture output: %s", r.proc.out);
+    char want[64];
+    snprintf(want, sizeof want, "process %lld (", orphan);
+    json_t *notes = json_object_get(r.report, "notes");
+    int said = 0;
+    for (size_t i = 0; i < json_array_size(notes); i++) {
+        const char *n = json_string_value(json_array_get(notes, i));
+        said |= n && strstr(n, want) && strstr(n, "still running when the report was made");
+    }
+    cr_assert(said, "no note that %lld was still running" CLK_CTX_FMT, orphan, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
