@@ -9,7 +9,10 @@
  *    plain jump from the assembly stub below. glibc resolves both relative to
  *    the object its caller's return address lies in; a jump leaves that return
  *    address in place, so these lookups give exactly what they give without
- *    us, also for other interposers looking up their next function.
+ *    us, also for other interposers looking up their next function. One
+ *    exception, asked first (clk_dlsym_absent): a wrapped name whose library
+ *    is not in the process, where glibc would find only our exported wrapper,
+ *    is answered NULL (a program probing for SQLite must not be fooled).
  *  - A real handle goes to clk_dlsym_handle: when the name is one of the
  *    functions wrap_sqlite.c and wrap_libpq.c interpose and glibc's answer is
  *    the very function our wrapper calls (its CLK_REAL_SLOT, found as the
@@ -45,6 +48,7 @@ typedef void *(*dlsym_fn)(void *, const char *);
 CLK_HIDDEN void *clk_dlsym_next;
 CLK_HIDDEN void *clk_dlsym_resolve(void);
 CLK_HIDDEN void *clk_dlsym_handle(void *handle, const char *name);
+CLK_HIDDEN int clk_dlsym_absent(const char *name);
 /* Our own stub's address (a hidden label on it): the next dlsym must not be us. */
 CLK_HIDDEN extern char clk_dlsym_self[];
 
@@ -63,6 +67,22 @@ __asm__(".pushsection .text\n"
         "testq %rdi, %rdi\n" /* RTLD_DEFAULT */
         "jne clk_dlsym_handle\n"
         "1:\n"
+        "pushq %rdi\n" /* a wrapped name whose library is not loaded: NULL, not our wrapper */
+        ".cfi_adjust_cfa_offset 8\n"
+        "pushq %rsi\n"
+        ".cfi_adjust_cfa_offset 8\n"
+        "subq $8, %rsp\n"
+        ".cfi_adjust_cfa_offset 8\n"
+        "movq %rsi, %rdi\n"
+        "call clk_dlsym_absent\n"
+        "addq $8, %rsp\n"
+        ".cfi_adjust_cfa_offset -8\n"
+        "popq %rsi\n"
+        ".cfi_adjust_cfa_offset -8\n"
+        "popq %rdi\n"
+        ".cfi_adjust_cfa_offset -8\n"
+        "testl %eax, %eax\n"
+        "jne 3f\n"
         "movq clk_dlsym_next(%rip), %rax\n"
         "testq %rax, %rax\n"
         "je 2f\n"
@@ -85,7 +105,8 @@ __asm__(".pushsection .text\n"
         "je 3f\n"
         "jmp *%rax\n"
         "3:\n"
-        "ret\n" /* no dlsym to go to: NULL */
+        "xorl %eax, %eax\n"
+        "ret\n" /* no dlsym to go to, or nothing to find: NULL */
         ".cfi_endproc\n"
         ".size dlsym, .-dlsym\n"
         ".popsection\n");
@@ -117,6 +138,27 @@ static const struct clk_wrapped *find_wrapped(const char *name)
             if (!strcmp(name, w->name))
                 return w;
     return NULL;
+}
+
+/* RTLD_DEFAULT and RTLD_NEXT: a program probing whether SQLite or libpq is
+ * there (dlsym(RTLD_DEFAULT, "sqlite3_open_v2")) would find our exported
+ * wrapper even with no such library in the process. Nonzero then: the stub
+ * answers NULL, and a failed lookup of ours leaves the "undefined symbol"
+ * message that dlerror() would give without us. */
+__attribute__((used)) int clk_dlsym_absent(const char *name)
+{
+    const struct clk_wrapped *w = clk_real_depth ? NULL : find_wrapped(name);
+    if (!w || clk_real_cached(w->real, w->name, w->libs))
+        return 0;
+    dlsym_fn next = (dlsym_fn)__atomic_load_n(&clk_dlsym_next, __ATOMIC_ACQUIRE);
+    if (!next && !(next = (dlsym_fn)clk_dlsym_resolve()))
+        return 0;
+    /* something before us in the global scope may define it (a program exporting
+     * its own static copy): then the caller's lookup goes ahead unchanged */
+    if (next(RTLD_DEFAULT, name) != w->wrapper)
+        return 0;
+    next(RTLD_NEXT, name); /* nothing after us either: sets dlerror()'s message */
+    return 1;
 }
 
 __attribute__((used)) void *clk_dlsym_handle(void *handle, const char *name)

@@ -221,3 +221,19 @@ Test(dlsym, lookup_before_the_detectors_constructor, TIMEOUT)
                      "opened_at" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
 }
+
+/* A program probing whether SQLite or libpq is loaded gets NULL as it would
+ * without the detector, not the preloaded library's exported wrapper. */
+Test(dlsym, probing_for_an_absent_library_finds_nothing, TIMEOUT)
+{
+    clk_test_proc plain;
+    run_plain(ARGS(clk_test_fixture("fx_dlsym"), "absent"), &plain);
+    cr_assert_eq(plain.status, 0, "plain run: %s\n%s", plain.out, plain.err);
+    cr_assert(clk_test_contains(plain.out, "RTLD_DEFAULT sqlite3_open_v2: NULL, error set"), "%s", plain.out);
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_dlsym", ARGS("absent"), &r);
+    clk_assert_status(&r, 0);
+    cr_assert_str_eq(r.proc.out, plain.out, "the same answers with and without the detector");
+    clk_test_proc_free(&plain);
+    clk_test_run_free(&r);
+}
