@@ -12,8 +12,8 @@
 #include "recorder.h"
 
 __thread int clk_in_wrapper __attribute__((tls_model("initial-exec")));
-static __thread uint32_t cached_tid __attribute__((tls_model("initial-exec")));
-static int ready; /* atomic: 0 not started, 1 starting, 2 ready */
+__thread uint32_t clk_cached_tid __attribute__((tls_model("initial-exec")));
+int clk_ready;
 
 void clk_tracker_init(void);
 
@@ -24,11 +24,10 @@ uint64_t clk_now_ns(int realtime)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-uint32_t clk_tid(void)
+uint32_t clk_tid_slow(void)
 {
-    if (!cached_tid)
-        cached_tid = (uint32_t)syscall(SYS_gettid);
-    return cached_tid;
+    clk_cached_tid = (uint32_t)syscall(SYS_gettid);
+    return clk_cached_tid;
 }
 
 static char exe_path[4096];
@@ -85,7 +84,7 @@ static void after_fork_parent(void)
 /* The child keeps the parent's connections but they are not its leaks. */
 static void after_fork_child(void)
 {
-    cached_tid = 0;
+    clk_cached_tid = 0;
     clk_stack_after_fork(1);
     clk_arena_after_fork();
     clk_track_after_fork(1);
@@ -104,7 +103,7 @@ static int finished;
  * destructors, so pools they dispose of are closed by then. */
 __attribute__((destructor)) static void clk_fini(void)
 {
-    if (__atomic_load_n(&ready, __ATOMIC_ACQUIRE) != 2 || __atomic_exchange_n(&finished, 1, __ATOMIC_ACQ_REL))
+    if (__atomic_load_n(&clk_ready, __ATOMIC_ACQUIRE) != 2 || __atomic_exchange_n(&finished, 1, __ATOMIC_ACQ_REL))
         return;
     clk_in_wrapper++;
     if (clk_journal_active()) {
@@ -206,14 +205,14 @@ static void start(void)
     clk_in_wrapper--;
 }
 
-void clk_ensure_init(void)
+void clk_ensure_init_slow(void)
 {
     int expected = 0;
-    if (__atomic_load_n(&ready, __ATOMIC_ACQUIRE) == 2)
+    if (__atomic_load_n(&clk_ready, __ATOMIC_ACQUIRE) == 2)
         return;
-    if (__atomic_compare_exchange_n(&ready, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    if (__atomic_compare_exchange_n(&clk_ready, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         start();
-        __atomic_store_n(&ready, 2, __ATOMIC_RELEASE);
+        __atomic_store_n(&clk_ready, 2, __ATOMIC_RELEASE);
         return;
     }
     /* another thread is starting us: events before it is done go unjournaled,

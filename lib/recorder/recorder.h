@@ -222,12 +222,25 @@ CLK_HIDDEN extern __thread int clk_real_depth __attribute__((tls_model("initial-
 CLK_HIDDEN void clk_print_report(void);
 
 /* ---- process.c ---- */
-CLK_HIDDEN void clk_ensure_init(void);
+/* Inline where every event passes (one load once started); the rest in process.c. */
+CLK_HIDDEN extern int clk_ready; /* atomic: 0 not started, 1 starting, 2 ready */
+CLK_HIDDEN void clk_ensure_init_slow(void);
+static inline void clk_ensure_init(void)
+{
+    if (__atomic_load_n(&clk_ready, __ATOMIC_ACQUIRE) != 2)
+        clk_ensure_init_slow();
+}
 CLK_HIDDEN void clk_tracker_init(void);
 
 /* ---- util ---- */
 CLK_HIDDEN uint64_t clk_now_ns(int realtime);
-CLK_HIDDEN uint32_t clk_tid(void);
+/* This thread's kernel id, cached (reset in a fork child). */
+CLK_HIDDEN extern __thread uint32_t clk_cached_tid __attribute__((tls_model("initial-exec")));
+CLK_HIDDEN uint32_t clk_tid_slow(void);
+static inline uint32_t clk_tid(void)
+{
+    return clk_cached_tid ? clk_cached_tid : clk_tid_slow();
+}
 /* The main program's file, read once ("" when unknown); the same after a fork. */
 CLK_HIDDEN const char *clk_exe_path(void);
 /* Writes a whole line to fd 2 (no stdio: safe anywhere). */

@@ -21,7 +21,7 @@ typedef const char *(*db_filename_fn)(sqlite3 *, const char *);
 /* The target is the file's absolute path when SQLite knows it, else what the caller passed. */
 static const char *target_of(sqlite3 *db, const char *given)
 {
-    if (given && !strcmp(given, ":memory:"))
+    if (given && given[0] == ':' && !strcmp(given, ":memory:"))
         return given; /* no file to look up: spares the lookup in the worst-case loop */
     db_filename_fn fn = CLK_REAL(db_filename_fn, sqlite3_db_filename, sqlite_libs);
     /* NULL names the main database without the name compares "main" costs (~100
