@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "common/output_path.h"
 #include "common/redact.h"
 #include "postgres.h"
 #include "rawfmt.h"
@@ -194,12 +195,13 @@ const char *clk_preload_path(void)
  * link cannot redirect it and a reader never sees half a report. */
 static FILE *open_output(const char *path, char *tmp, size_t cap)
 {
-    struct stat st;
-    /* a device or a pipe (/dev/null, /dev/stdout and its links, a FIFO) is
-     * written as it is: renaming over it would replace it with a file */
-    if (stat(path, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+    if (clk_output_writes_through(path)) {
         tmp[0] = 0;
-        return fopen(path, "w");
+        int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        FILE *f = fd >= 0 ? fdopen(fd, "a") : NULL;
+        if (fd >= 0 && !f)
+            close(fd);
+        return f;
     }
     const char *slash = strrchr(path, '/');
     int dirlen = slash ? (int)(slash - path) : 1;

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "output_path.h"
 #include "recorder.h"
 
 /* Away from the hot path and at exit only: stdio-free all the same, since the
@@ -92,13 +92,13 @@ void clk_print_report(void)
         return;
     /* output=FILE: written to a new file of ours (O_EXCL, 0600) that then takes
      * FILE's name, so a file or link someone planted there is replaced, never
-     * written through; a device or pipe (/dev/stderr) is written to as it is */
+     * written through; a device or pipe, or a name under /dev or /proc
+     * (/dev/stderr), is appended to as it is (output_path.h) */
     char tmp[sizeof clk_opts.output + 8] = "";
     if (clk_opts.output[0]) {
-        struct stat st;
         int fd;
-        if (stat(clk_opts.output, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-            fd = open(clk_opts.output, O_WRONLY | O_CLOEXEC);
+        if (clk_output_writes_through(clk_opts.output)) {
+            fd = open(clk_opts.output, O_WRONLY | O_APPEND | O_CLOEXEC);
         } else {
             snprintf(tmp, sizeof tmp, "%s.XXXXXX", clk_opts.output);
             fd = mkostemp(tmp, O_CLOEXEC);

@@ -197,3 +197,34 @@ Test(security, direct_output_replaces_a_planted_file_instead_of_writing_into_it,
     cr_assert_eq(files_in(dir), 3, "a temporary file was left behind");
     clk_test_rmtree(dir);
 }
+
+/* A report to /dev/stderr (here /proc/self/fd/2, which cannot be renamed over
+ * if this ever regresses) while stderr is a regular file: appended to that
+ * file, never a new file renamed over the name (as root that replaced the
+ * system's /dev/stderr). */
+Test(security, output_to_proc_self_fd_2_appends_to_a_redirected_stderr, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char *log = clk_test_path(dir, "stderr.log");
+    char script[8192];
+    for (int direct = 0; direct < 2; direct++) {
+        cr_assert_eq(clk_test_write_file(log, "before\n", 7), 0);
+        if (direct)
+            snprintf(script, sizeof script,
+                     "LD_PRELOAD='%s' CONNLEAK_OPTIONS=output=/proc/self/fd/2 '%s' leak-open :memory: 2>>'%s'",
+                     clk_test_preload(), clk_test_fixture("fx_sqlite"), log);
+        else
+            snprintf(script, sizeof script, "'%s' run --quiet --format text --output /proc/self/fd/2 -- '%s' "
+                     "leak-open :memory: 2>>'%s'", clk_test_cli(), clk_test_fixture("fx_sqlite"), log);
+        clk_test_proc p;
+        clk_test_exec(ARGS("/bin/sh", "-c", script), ARGS("CONNLEAK_RUN_DIR"), NULL, 0, &p);
+        cr_assert_eq(p.status, direct ? 0 : 23, "%s: exit %d: %s", script, p.status, clk_test_excerpt(p.err));
+        char *text = clk_test_read_file(log, NULL);
+        cr_assert(!strncmp(text, "before\n", 7), "what stderr held was lost: %s", clk_test_excerpt(text));
+        /* the direct printer names no source functions (symbolizing is the CLI's job) */
+        cr_assert(clk_test_contains(text, direct ? "detected 1 leaked database connection" : "leak_with_open"),
+                  "%s: no report in the redirected stderr: %s", script, clk_test_excerpt(text));
+        clk_test_proc_free(&p);
+    }
+    clk_test_rmtree(dir);
+}
