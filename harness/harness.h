@@ -126,7 +126,7 @@ void clk_report_finish(struct clk_report *r);
 
 /* load_raw.c: one per-process journal (or every *.raw in a directory) into the report. */
 int clk_load_raw(struct clk_report *r, const char *path);
-/* Every *.raw journal in dir; only_run != 0 leaves out those of another run. */
+/* Every *.raw journal in dir; only_run != 0 reads only that run's (header run_id). */
 int clk_load_run_dir(struct clk_report *r, const char *dir, uint64_t only_run);
 int clk_is_raw_file(const char *path);
 

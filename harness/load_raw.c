@@ -444,7 +444,7 @@ static int load_raw(struct clk_report *r, const char *path, uint64_t only_run)
         load_failed("%s: not a connleak journal of version %u (bad header)", path, CONNLEAK_RAW_VERSION);
         return -1;
     }
-    if (only_run && h->run_id && h->run_id != only_run) {
+    if (only_run && h->run_id != only_run) { /* another run's, or a journal made by hand or by an older connleak */
         munmap(map, (size_t)st.st_size);
         return 0;
     }

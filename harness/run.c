@@ -423,8 +423,13 @@ static int make_run_dir(const struct opts *o, char *dir, size_t cap)
             return -1;
         }
         struct stat st;
-        /* a symlink planted in a shared place must not redirect our files */
-        if (lstat(o->keep_raw, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+        /* a symlink planted in a shared place must not redirect our files
+         * (lstat of "link/" follows it: the trailing slashes go first) */
+        char bare[PATH_MAX];
+        snprintf(bare, sizeof bare, "%s", o->keep_raw);
+        for (size_t n = strlen(bare); n > 1 && bare[n - 1] == '/'; n--)
+            bare[n - 1] = 0;
+        if (lstat(bare, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
             clk_err("run: %s is not a directory of ours", o->keep_raw);
             return -1;
         }
@@ -624,10 +629,8 @@ int clk_cmd_report(int argc, char **argv)
         uint64_t before = r.summary.processes;
         if (S_ISDIR(st.st_mode)) {
             rc = clk_load_run_dir(&r, f, 0);
-            if (!rc && r.summary.processes == before) { /* a shard that never ran must not pass as clean */
-                clk_err("report: %s holds no journals", f);
+            if (!rc && r.summary.processes == before) /* a shard that never ran must not pass as clean */
                 clk_report_note(&r, "%s holds no journals: nothing ran under the detector there", f);
-            }
         } else if (clk_is_raw_file(f)) {
             rc = clk_load_raw(&r, f);
         } else {

@@ -41,6 +41,10 @@ static void redact_url(const char *in, const char *rest, struct out *o)
         return;
     }
     put(o, rest, (size_t)(q - rest));
+    if (!q[1]) {
+        put(o, "?", 1); /* an empty query stays as written */
+        return;
+    }
     const char *p = q + 1;
     char sep = '?';
     while (*p) {
@@ -54,59 +58,6 @@ static void redact_url(const char *in, const char *rest, struct out *o)
         p += len;
         if (*p == '&')
             p++;
-    }
-}
-
-/* conninfo: key = value pairs, values optionally single-quoted with backslash escapes */
-static void redact_conninfo(const char *in, struct out *o)
-{
-    const char *p = in;
-    int first = 1;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == '\n')
-            p++;
-        if (!*p)
-            break;
-        const char *k = p;
-        while (*p && *p != '=' && *p != ' ' && *p != '\t')
-            p++;
-        size_t klen = (size_t)(p - k);
-        while (*p == ' ' || *p == '\t')
-            p++;
-        const char *vstart = p, *vend;
-        if (*p == '=') {
-            p++;
-            while (*p == ' ' || *p == '\t')
-                p++;
-            vstart = p;
-            if (*p == '\'') {
-                p++;
-                while (*p && *p != '\'') {
-                    if (*p == '\\' && p[1])
-                        p++;
-                    p++;
-                }
-                if (*p == '\'')
-                    p++;
-            } else {
-                while (*p && *p != ' ' && *p != '\t' && *p != '\n') {
-                    if (*p == '\\' && p[1])
-                        p++;
-                    p++;
-                }
-            }
-        }
-        vend = p;
-        if (is_password_key(k, klen))
-            continue;
-        if (!first)
-            put(o, " ", 1);
-        first = 0;
-        put(o, k, klen);
-        if (vend > vstart || vstart[-1] == '=') {
-            put(o, "=", 1);
-            put(o, vstart, (size_t)(vend - vstart));
-        }
     }
 }
 
@@ -156,15 +107,24 @@ static size_t redact_text(char *s, size_t n)
             size_t e = r;
             while (e < n && word_char(s[e]))
                 e++;
+            /* a file name is no key: /srv/passwd:2024.db, /tmp/my-password=x.db */
+            int key = names_password(s + r, e - r) && (r == 0 || s[r - 1] != '/');
             size_t v = e;
-            if (v < n && (s[v] == '"' || s[v] == '\'') && names_password(s + r, e - r))
+            if (v < n && (s[v] == '"' || s[v] == '\'') && key)
                 v++; /* "password": "x" */
             while (v < n && (s[v] == ' ' || s[v] == '\t'))
                 v++;
-            if (names_password(s + r, e - r) && v < n && (s[v] == '=' || s[v] == ':')) {
+            if (key && v < n && (s[v] == '=' || s[v] == ':')) {
                 v++;
                 while (v < n && (s[v] == ' ' || s[v] == '\t'))
                     v++;
+            } else {
+                key = 0;
+            }
+            /* PWD=/home/u is the shell's working directory (ODBC's PWD=secret is not a path) */
+            if (key && e - r == 3 && v < n && (s[v] == '/' || s[v] == '~' || s[v] == '.'))
+                key = 0;
+            if (key) {
                 size_t end = v;
                 if (end < n && (s[end] == '\'' || s[end] == '"')) {
                     char q = s[end++];
@@ -196,10 +156,15 @@ int clk_redact_takes_next(const char *arg)
 {
     if (!arg || arg[0] != '-' || strchr(arg, '='))
         return 0;
+    while (*arg == '-')
+        arg++;
     size_t len = strlen(arg);
     for (size_t i = 0; i < len; i++)
         if (!word_char(arg[i]))
             return 0;
+    /* --no-password, --without-password: a switch, no value follows */
+    if (!strncasecmp(arg, "no-", 3) || !strncasecmp(arg, "no_", 3) || !strncasecmp(arg, "without", 7))
+        return 0;
     return names_password(arg, len);
 }
 
@@ -212,7 +177,8 @@ size_t clk_redact(const char *in, char *out, size_t cap)
 
 size_t clk_redact_arg(const char *arg, const char *prev, char *out, size_t cap)
 {
-    if (clk_redact_takes_next(prev)) {
+    /* psql's --password is a switch: what follows it may be another option */
+    if (clk_redact_takes_next(prev) && arg[0] != '-') {
         struct out o = {out, 0, cap};
         if (!cap)
             return 0;
@@ -235,10 +201,8 @@ static size_t redact_structured(const char *in, char *out, size_t cap)
         redact_url(in, scheme_end + 3, &o);
     else if (strncmp(in, "file:", 5) == 0)
         redact_url(in, in + 5, &o); /* SQLite URI: only its query could carry a secret */
-    else if (strchr(in, '='))
-        redact_conninfo(in, &o);
     else
-        put(&o, in, strlen(in));
+        put(&o, in, strlen(in)); /* conninfo and the rest: redact_text, in place, spacing kept */
     out[o.n] = 0;
     return o.n;
 }

@@ -160,7 +160,14 @@ void clk_journal_blob(uint8_t type, uint32_t id, const void *data, uint32_t len)
  * journal is created relative to it, so a name swapped meanwhile changes nothing. */
 static int open_run_dir(void)
 {
-    int dfd = open(clk_opts.run_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    /* O_NOFOLLOW does not hold for "link/": the trailing slashes go first */
+    char dir[sizeof clk_opts.run_dir];
+    size_t n = strlen(clk_opts.run_dir);
+    while (n > 1 && clk_opts.run_dir[n - 1] == '/')
+        n--;
+    memcpy(dir, clk_opts.run_dir, n);
+    dir[n] = 0;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dfd < 0)
         return -1;
     struct stat st;
@@ -226,9 +233,11 @@ int clk_journal_start(int forked)
     if (fd < 0) {
         if (errno == EPERM || errno == ELOOP || errno == ENOTDIR)
             clk_warn("connleak: %s is not a private directory of this user (owned by another, writable by "
-                     "others, or a symlink): no journal written there", clk_opts.run_dir);
+                     "others, or a symlink): no journal written there; findings are printed at exit",
+                     clk_opts.run_dir);
         else
-            clk_warn("connleak: cannot create a journal in %s: %s", clk_opts.run_dir, strerror(errno));
+            clk_warn("connleak: cannot create a journal in %s: %s; findings are printed at exit", clk_opts.run_dir,
+                     strerror(errno));
         return -1;
     }
     reset_state();
@@ -299,8 +308,8 @@ void clk_journal_after_fork_child(void)
     if (fd < 0)
         return;
     close(fd);
-    if (clk_opts.follow_children)
-        clk_journal_start(1);
+    if (clk_opts.follow_children && clk_journal_start(1) != 0)
+        clk_opts.report = 1; /* no journal: the findings are printed at exit, not lost */
 }
 
 /* Exit handlers ran: the CLI tells clean exits from crashes by this record. */

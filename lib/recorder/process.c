@@ -190,14 +190,26 @@ static void start(void)
     if (spec && clk_options_parse(spec, err, sizeof err) != 0)
         clk_warn("%s", err);
     const char *dir = secure ? NULL : getenv(CONNLEAK_RUN_DIR_ENV);
-    if (dir && dir[0] && strlen(dir) < sizeof clk_opts.run_dir) {
+    char cwd[sizeof clk_opts.run_dir];
+    if (dir && dir[0] && dir[0] != '/' && getcwd(cwd, sizeof cwd) &&
+        strlen(cwd) + 1 + strlen(dir) < sizeof clk_opts.run_dir) {
+        /* made absolute now: a process that changes directory and forks still finds it */
+        size_t c = strlen(cwd);
+        memcpy(clk_opts.run_dir, cwd, c);
+        clk_opts.run_dir[c] = '/';
+        strcpy(clk_opts.run_dir + c + 1, dir);
+        clk_opts.report = 0; /* the CLI reports */
+    } else if (dir && dir[0] && strlen(dir) < sizeof clk_opts.run_dir) {
         strcpy(clk_opts.run_dir, dir);
         clk_opts.report = 0; /* the CLI reports */
         const char *id = getenv(CONNLEAK_RUN_ID_ENV);
         clk_opts.run_id = id ? strtoull(id, NULL, 16) : 0;
     }
     clk_tracker_init();
-    clk_journal_start(0);
+    /* no journal where one was asked for (refused, unwritable): the findings
+     * are printed at exit instead, not lost */
+    if (clk_journal_start(0) != 0 && clk_opts.run_dir[0])
+        clk_opts.report = 1;
     clk_intern_scan_modules();
     if (!clk_opts.follow_children)
         stop_following();

@@ -711,6 +711,13 @@ Test(cli, runs_sharing_a_keep_raw_directory_report_their_own, TIMEOUT)
                  ":memory:"));
     cr_assert_eq(p.status, 23, "the leaking run: exit %d: %s", p.status, clk_test_excerpt(p.err));
     clk_test_proc_free(&p);
+    /* and a journal made by hand there (direct preloading, no run id) */
+    char pre[4096], run_dir[4096];
+    snprintf(pre, sizeof pre, "LD_PRELOAD=%s", clk_test_preload());
+    snprintf(run_dir, sizeof run_dir, "CONNLEAK_RUN_DIR=%s", raw);
+    clk_test_exec(ARGS(clk_test_fixture("fx_sqlite"), "leak-open", ":memory:"), ARGS(pre, run_dir), NULL, 0, &p);
+    cr_assert_eq(p.status, 0, "the direct run: exit %d: %s", p.status, clk_test_excerpt(p.err));
+    clk_test_proc_free(&p);
     char *json = clk_test_path(dir, "clean.json");
     cli(&p, ARGS(clk_test_cli(), "run", "--keep-raw", raw, "--json", json, "--", clk_test_fixture("fx_sqlite"), "clean",
                  ":memory:"));
@@ -726,8 +733,8 @@ Test(cli, runs_sharing_a_keep_raw_directory_report_their_own, TIMEOUT)
     cr_assert_eq(p.status, 23, "report of the directory: exit %d: %s", p.status, clk_test_excerpt(p.err));
     j = json_load_file(json, 0, NULL);
     cr_assert_not_null(j);
-    cr_assert_eq(clk_test_summary(j, "processes"), 2, "both runs' processes");
-    cr_assert_eq(clk_test_summary(j, "leaks"), 1);
+    cr_assert_eq(clk_test_summary(j, "processes"), 3, "every run's processes");
+    cr_assert_eq(clk_test_summary(j, "leaks"), 2);
     json_decref(j);
     clk_test_proc_free(&p);
     clk_test_rmtree(dir);

@@ -93,7 +93,9 @@ Test(security, kept_journals_are_private_and_hold_no_password, TIMEOUT)
                        /* passwords inside other arguments, and as an option's value */
                        "--url=postgresql://app:s3cret@db.example/app", "DATABASE_URL=postgres://app:s3cret@db/app",
                        "--password=s3cret", "--db-password", "s3cret", "PGPASSWORD=s3cret",
-                       "dbname='postgresql://app:s3cret@db/app'", "sh -c 'psql \"host=db password=s3cret\"'"),
+                       "dbname='postgresql://app:s3cret@db/app'", "sh -c 'psql \"host=db password=s3cret\"'",
+                       /* and what is no secret stays as it was */
+                       "/srv/passwd:2024.db", "PWD=/home/u", "--no-password", "-h", "a=b  c"),
                   ARGS("PGPASSWORD=s3cret"), NULL, 0, &p);
     cr_assert_eq(p.status, 23, "exit %d: %s", p.status, clk_test_excerpt(p.err));
     struct stat st;
@@ -106,6 +108,8 @@ Test(security, kept_journals_are_private_and_hold_no_password, TIMEOUT)
     char *report = clk_test_read_file(json, NULL);
     cr_assert(clk_test_contains(report, "--url=postgresql://app@db.example/app"), "%s", clk_test_excerpt(report));
     cr_assert(clk_test_contains(report, "\"--db-password\",\"***\""), "%s", clk_test_excerpt(report));
+    cr_assert(clk_test_contains(report, "\"/srv/passwd:2024.db\",\"PWD=/home/u\",\"--no-password\",\"-h\",\"a=b  c\""),
+              "arguments that hold no password must stay as they were: %s", clk_test_excerpt(report));
     /* the journals still make a report */
     clk_test_proc q;
     clk_test_exec(ARGS(clk_test_cli(), "report", raw), NULL, NULL, 0, &q);
@@ -138,8 +142,9 @@ Test(security, the_library_refuses_a_run_directory_others_can_write_or_a_symlink
     cr_assert_eq(chmod(open_dir, 0777), 0);
     cr_assert_eq(mkdir(mine, 0700), 0);
     cr_assert_eq(symlink(mine, link), 0);
-    const char *bad[] = {open_dir, link};
-    for (int i = 0; i < 2; i++) {
+    char *link_slash = clk_test_path(dir, "link/"); /* O_NOFOLLOW alone follows "link/" */
+    const char *bad[] = {open_dir, link, link_slash};
+    for (int i = 0; i < 3; i++) {
         char pre[4096], run_dir[4096];
         snprintf(pre, sizeof pre, "LD_PRELOAD=%s", clk_test_preload());
         snprintf(run_dir, sizeof run_dir, "CONNLEAK_RUN_DIR=%s", bad[i]);
@@ -151,6 +156,17 @@ Test(security, the_library_refuses_a_run_directory_others_can_write_or_a_symlink
         cr_assert_eq(clk_test_count_lines(p.err), 1, "one line: %s", p.err);
         clk_test_proc_free(&p);
     }
+    /* refused, the findings are not lost: the library prints them itself at exit */
+    {
+        char pre[4096], run_dir[4096];
+        snprintf(pre, sizeof pre, "LD_PRELOAD=%s", clk_test_preload());
+        snprintf(run_dir, sizeof run_dir, "CONNLEAK_RUN_DIR=%s", open_dir);
+        clk_test_proc p;
+        clk_test_exec(ARGS(clk_test_fixture("fx_sqlite"), "leak-open", ":memory:"), ARGS(pre, run_dir), NULL, 0, &p);
+        cr_assert_eq(p.status, 0, "the program's status changed: %d %s", p.status, p.err);
+        cr_assert(clk_test_contains(p.err, "detected 1 leaked database connection"), "the leak was lost: %s", p.err);
+        clk_test_proc_free(&p);
+    }
     cr_assert_eq(files_in(open_dir), 0, "a journal was written where others can write");
     cr_assert_eq(files_in(mine), 0, "a journal was written through the symlink");
     /* the CLI refuses such a --keep-raw directory too */
@@ -160,6 +176,12 @@ Test(security, the_library_refuses_a_run_directory_others_can_write_or_a_symlink
                   NULL, NULL, 0, &p);
     cr_assert_eq(p.status, 2, "exit %d, want 2 (refused): %s", p.status, clk_test_excerpt(p.err));
     cr_assert(clk_test_contains(p.err, "writable by others"), "%s", p.err);
+    clk_test_proc_free(&p);
+    clk_test_exec(ARGS(clk_test_cli(), "run", "--keep-raw", link_slash, "--", clk_test_fixture("fx_sqlite"), "clean",
+                       ":memory:"),
+                  NULL, NULL, 0, &p);
+    cr_assert_eq(p.status, 2, "--keep-raw link/: exit %d, want 2 (refused): %s", p.status, clk_test_excerpt(p.err));
+    cr_assert_eq(files_in(mine), 0, "a journal was written through link/");
     clk_test_proc_free(&p);
     clk_test_rmtree(dir);
 }
