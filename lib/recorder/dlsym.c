@@ -10,7 +10,7 @@
  *    the object its caller's return address lies in; a jump leaves that return
  *    address in place, so these lookups give exactly what they give without
  *    us, also for other interposers looking up their next function. One
- *    exception, asked first (clk_dlsym_absent): a wrapped name whose library
+ *    exception, asked first (clk_dlsym_route): a wrapped name whose library
  *    is not in the process, where glibc would find only our exported wrapper,
  *    is answered NULL (a program probing for SQLite must not be fooled).
  *  - A real handle goes to clk_dlsym_handle: when the name is one of the
@@ -46,9 +46,8 @@ typedef void *(*dlsym_fn)(void *, const char *);
 
 /* The next dlsym (glibc's), read by the stub; NULL until first use. */
 CLK_HIDDEN void *clk_dlsym_next;
-CLK_HIDDEN void *clk_dlsym_resolve(void);
 CLK_HIDDEN void *clk_dlsym_handle(void *handle, const char *name);
-CLK_HIDDEN int clk_dlsym_absent(const char *name);
+CLK_HIDDEN void *clk_dlsym_route(const char *name);
 /* Our own stub's address (a hidden label on it): the next dlsym must not be us. */
 CLK_HIDDEN extern char clk_dlsym_self[];
 
@@ -67,34 +66,14 @@ __asm__(".pushsection .text\n"
         "testq %rdi, %rdi\n" /* RTLD_DEFAULT */
         "jne clk_dlsym_handle\n"
         "1:\n"
-        "pushq %rdi\n" /* a wrapped name whose library is not loaded: NULL, not our wrapper */
-        ".cfi_adjust_cfa_offset 8\n"
-        "pushq %rsi\n"
-        ".cfi_adjust_cfa_offset 8\n"
-        "subq $8, %rsp\n"
-        ".cfi_adjust_cfa_offset 8\n"
-        "movq %rsi, %rdi\n"
-        "call clk_dlsym_absent\n"
-        "addq $8, %rsp\n"
-        ".cfi_adjust_cfa_offset -8\n"
-        "popq %rsi\n"
-        ".cfi_adjust_cfa_offset -8\n"
-        "popq %rdi\n"
-        ".cfi_adjust_cfa_offset -8\n"
-        "testl %eax, %eax\n"
-        "jne 3f\n"
-        "movq clk_dlsym_next(%rip), %rax\n"
-        "testq %rax, %rax\n"
-        "je 2f\n"
-        "jmp *%rax\n" /* same arguments, same return address */
-        "2:\n"        /* first use: find the next dlsym, keeping the arguments */
-        "pushq %rdi\n"
+        "pushq %rdi\n" /* the arguments kept across the call */
         ".cfi_adjust_cfa_offset 8\n"
         "pushq %rsi\n"
         ".cfi_adjust_cfa_offset 8\n"
         "subq $8, %rsp\n" /* 16-byte alignment at the call */
         ".cfi_adjust_cfa_offset 8\n"
-        "call clk_dlsym_resolve\n"
+        "movq %rsi, %rdi\n"
+        "call clk_dlsym_route\n" /* glibc's dlsym, or NULL: answer NULL */
         "addq $8, %rsp\n"
         ".cfi_adjust_cfa_offset -8\n"
         "popq %rsi\n"
@@ -102,16 +81,16 @@ __asm__(".pushsection .text\n"
         "popq %rdi\n"
         ".cfi_adjust_cfa_offset -8\n"
         "testq %rax, %rax\n"
-        "je 3f\n"
-        "jmp *%rax\n"
-        "3:\n"
+        "je 2f\n"
+        "jmp *%rax\n" /* same arguments, same return address */
+        "2:\n"
         "xorl %eax, %eax\n"
-        "ret\n" /* no dlsym to go to, or nothing to find: NULL */
+        "ret\n"
         ".cfi_endproc\n"
         ".size dlsym, .-dlsym\n"
         ".popsection\n");
 
-__attribute__((used)) void *clk_dlsym_resolve(void)
+static void *dlsym_resolve(void)
 {
     void *f = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
     if (!f || f == (void *)clk_dlsym_self)
@@ -145,13 +124,10 @@ static const struct clk_wrapped *find_wrapped(const char *name)
  * wrapper even with no such library in the process. Nonzero then: the stub
  * answers NULL, and a failed lookup of ours leaves the "undefined symbol"
  * message that dlerror() would give without us. */
-__attribute__((used)) int clk_dlsym_absent(const char *name)
+static int absent(const char *name, dlsym_fn next)
 {
     const struct clk_wrapped *w = clk_real_depth ? NULL : find_wrapped(name);
     if (!w || clk_real_cached(w->real, w->name, w->libs))
-        return 0;
-    dlsym_fn next = (dlsym_fn)__atomic_load_n(&clk_dlsym_next, __ATOMIC_ACQUIRE);
-    if (!next && !(next = (dlsym_fn)clk_dlsym_resolve()))
         return 0;
     /* something before us in the global scope may define it (a program exporting
      * its own static copy): then the caller's lookup goes ahead unchanged */
@@ -161,10 +137,20 @@ __attribute__((used)) int clk_dlsym_absent(const char *name)
     return 1;
 }
 
+/* Where the stub sends RTLD_DEFAULT and RTLD_NEXT: glibc's dlsym, or NULL
+ * (no dlsym to go to, or a wrapped name with nothing to find). */
+__attribute__((used)) void *clk_dlsym_route(const char *name)
+{
+    dlsym_fn next = (dlsym_fn)__atomic_load_n(&clk_dlsym_next, __ATOMIC_ACQUIRE);
+    if (!next && !(next = (dlsym_fn)dlsym_resolve()))
+        return NULL;
+    return absent(name, next) ? NULL : (void *)next;
+}
+
 __attribute__((used)) void *clk_dlsym_handle(void *handle, const char *name)
 {
     dlsym_fn next = (dlsym_fn)__atomic_load_n(&clk_dlsym_next, __ATOMIC_ACQUIRE);
-    if (!next && !(next = (dlsym_fn)clk_dlsym_resolve()))
+    if (!next && !(next = (dlsym_fn)dlsym_resolve()))
         return NULL;
     const struct clk_wrapped *w = clk_real_depth ? NULL : find_wrapped(name);
     if (!w)
