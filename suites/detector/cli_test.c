@@ -637,6 +637,19 @@ static char *fork_journals(const char *dir, char *parent_raw, char *child_raw)
     return raw;
 }
 
+/* `connleak report --json` of raw, which must exit 23 (findings remain); its
+ * JSON text (in *text) and the parsed report. */
+static json_t *report_of(const char *dir, const char *raw, char **text, clk_test_proc *p)
+{
+    char *json = clk_test_path(dir, "report.json");
+    cli(p, ARGS(clk_test_cli(), "report", "--json", json, raw));
+    cr_assert_eq(p->status, 23, "report exit %d: %s", p->status, clk_test_excerpt(p->err));
+    *text = clk_test_read_file(json, NULL);
+    json_t *j = *text ? json_loads(*text, 0, NULL) : NULL;
+    cr_assert_not_null(j, "no JSON report: %s", clk_test_excerpt(p->err));
+    return j;
+}
+
 Test(cli, report_of_a_truncated_and_a_corrupt_journal_keeps_the_rest, TIMEOUT)
 {
     char *dir = clk_test_mkdtemp();
@@ -650,12 +663,8 @@ Test(cli, report_of_a_truncated_and_a_corrupt_journal_keeps_the_rest, TIMEOUT)
     damage(clk_test_path(raw, child_raw), cut + 13, 0, 0);
     long from = close_boundary(clk_test_path(raw, parent_raw), 150);
     damage(clk_test_path(raw, parent_raw), -1, from, from + 10 * CONNLEAK_RAW_SLOT);
-    char *json = clk_test_path(dir, "report.json");
-    cli(&p, ARGS(clk_test_cli(), "report", "--json", json, raw));
-    cr_assert_eq(p.status, 23, "report exit %d: %s", p.status, clk_test_excerpt(p.err));
-    char *text = clk_test_read_file(json, NULL);
-    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
-    cr_assert_not_null(j, "no JSON report: %s", clk_test_excerpt(p.err));
+    char *text;
+    json_t *j = report_of(dir, raw, &text, &p);
     char want[256];
     snprintf(want, sizeof want, "%s: truncated at %ld bytes", child_raw, cut + 13);
     cr_assert(clk_test_contains(text, want), "no note that %s was truncated: %s", child_raw, clk_test_excerpt(text));
@@ -678,12 +687,8 @@ Test(cli, report_of_a_directory_with_a_foreign_journal_keeps_the_rest, TIMEOUT)
     /* a file named like a journal that is none, and one cut inside its header */
     cr_assert_eq(clk_test_write_file(clk_test_path(raw, "99999-0.raw"), "garbage, not a journal\n", 23), 0);
     cr_assert_eq(clk_test_write_file(clk_test_path(raw, "99998-0.raw"), CONNLEAK_RAW_MAGIC, 8), 0);
-    char *json = clk_test_path(dir, "report.json");
-    cli(&p, ARGS(clk_test_cli(), "report", "--json", json, raw));
-    cr_assert_eq(p.status, 23, "report exit %d: %s", p.status, clk_test_excerpt(p.err));
-    char *text = clk_test_read_file(json, NULL);
-    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
-    cr_assert_not_null(j, "no JSON report: %s", clk_test_excerpt(p.err));
+    char *text;
+    json_t *j = report_of(dir, raw, &text, &p);
     cr_assert(clk_test_contains(text, "99999-0.raw: not a connleak journal"), "the note says why: %s",
               clk_test_excerpt(text));
     cr_assert(clk_test_contains(text, "99998-0.raw: not a connleak journal"), "%s", clk_test_excerpt(text));
@@ -762,10 +767,8 @@ Test(cli, report_of_a_journal_naming_stacks_it_lacks_says_so, TIMEOUT)
     memcpy(data + open_at, &rec, sizeof rec);
     cr_assert_eq(clk_test_write_file(path, data, len), 0);
     free(data);
-    char *json = clk_test_path(dir, "report.json");
-    cli(&p, ARGS(clk_test_cli(), "report", "--json", json, raw));
-    cr_assert_eq(p.status, 23, "report exit %d: %s", p.status, clk_test_excerpt(p.err));
-    char *text = clk_test_read_file(json, NULL);
+    char *text;
+    json_decref(report_of(dir, raw, &text, &p));
     char want[128];
     snprintf(want, sizeof want, "%s: 1 reference to stacks or strings it does not hold", child_raw);
     cr_assert(clk_test_contains(text, want), "no note of the missing stack: %s", clk_test_excerpt(text));
