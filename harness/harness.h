@@ -84,6 +84,7 @@ struct clk_finding {
     enum clk_kind kind;
     int checkout;          /* a pool checkout never checked in */
     const char *backend;   /* "sqlite", "postgres" */
+    const char *via;       /* "libsqlite3", "libpq", "wire" (seen on its socket), "api"; NULL when unknown */
     const char *target;    /* interned, NULL when unknown */
     const char *test;      /* "suite::name", NULL outside tests */
     uint64_t count;

@@ -65,6 +65,7 @@ static int read_finding(struct clk_report *r, json_t *o, int is_leak, int suppre
     f.backend = istr(o, "backend");
     if (!f.backend)
         f.backend = clk_intern("unknown");
+    f.via = istr(o, "via");
     f.target = istr(o, "target");
     f.test = istr(o, "test");
     f.checkout = json_is_true(json_object_get(o, "checkout"));

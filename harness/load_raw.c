@@ -99,6 +99,16 @@ static const char *backend_name(uint8_t b)
     return clk_intern(b == CONNLEAK_RAW_SQLITE ? "sqlite" : b == CONNLEAK_RAW_POSTGRES ? "postgres" : "unknown");
 }
 
+/* Which route saw the connection: its open event's flags. */
+static const char *via_name(uint8_t backend, uint16_t flags)
+{
+    if (flags & CONNLEAK_RAWF_WIRE)
+        return clk_intern("wire");
+    if (flags & CONNLEAK_RAWF_POOL)
+        return clk_intern("api");
+    return backend == CONNLEAK_RAW_SQLITE ? clk_intern("libsqlite3") : backend == CONNLEAK_RAW_POSTGRES ? clk_intern("libpq") : NULL;
+}
+
 static int by_start(const void *a, const void *b)
 {
     const struct module *x = a, *y = b;
@@ -242,13 +252,14 @@ static void read_blobs(struct proc *p, const struct connleak_raw_record *rec, ui
 }
 
 static void add_finding(struct clk_report *r, struct proc *p, enum clk_kind kind, int checkout, uint8_t backend,
-                        uint32_t target, uint32_t test, uint32_t opened, uint32_t first_closed, uint32_t closed)
+                        uint16_t flags, uint32_t target, uint32_t test, uint32_t opened, uint32_t first_closed, uint32_t closed)
 {
     struct clk_finding f = {0};
     int pid = p->pid;
     f.kind = kind;
     f.checkout = checkout;
     f.backend = backend_name(backend);
+    f.via = via_name(backend, flags);
     f.target = string_of(p, target);
     f.test = string_of(p, test);
     f.count = 1;
@@ -337,12 +348,12 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
                 else
                     p->pool_closes++;
             } else if (!pool || !p->wrapper_events) {
-                add_finding(r, p, CLK_UNKNOWN_CLOSE, 0, e->backend, 0, 0, 0, 0, e->u.ev.stack);
+                add_finding(r, p, CLK_UNKNOWN_CLOSE, 0, e->backend, e->flags, 0, 0, 0, 0, e->u.ev.stack);
             }
             break;
         case CONNLEAK_REC_DOUBLE_CLOSE:
             if (!pool || !p->wrapper_events)
-                add_finding(r, p, CLK_DOUBLE_CLOSE, 0, e->backend, e->u.ev.target, e->u.ev.test, e->u.ev.open_stack,
+                add_finding(r, p, CLK_DOUBLE_CLOSE, 0, e->backend, e->flags, e->u.ev.target, e->u.ev.test, e->u.ev.open_stack,
                             e->u.ev.first_close_stack, e->u.ev.stack);
             break;
         case CONNLEAK_REC_CHECKOUT:
@@ -375,7 +386,7 @@ static void report_open(struct clk_report *r, struct proc *p, struct clk_map *m,
         struct open_conn *c = m->keys[i] ? m->vals[i] : NULL;
         if (!c)
             continue;
-        add_finding(r, p, CLK_LEAK, checkout, c->backend, c->target, c->test, c->stack, 0, 0);
+        add_finding(r, p, CLK_LEAK, checkout, c->backend, c->flags, c->target, c->test, c->stack, 0, 0);
     }
     clk_map_free(m);
 }

@@ -14,14 +14,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define PG_OS_USER "postgres"
-#define PG_PORT 5432              /* only names the socket: the directory is private, so it cannot clash */
+#define PG_PORT 5432              /* the socket's name when no loopback port can be had */
 #define PG_READY_TIMEOUT_MS 60000 /* pg_ctl's own default */
 #define PG_STOP_TIMEOUT_MS 10000  /* then SIGKILL */
 #define PG_POLL_MS 5
@@ -231,6 +234,46 @@ static int search_bindir(char *out, size_t n, char *const envp[], char *why, siz
 }
 
 /* search_bindir, made absolute: the children exec from inside the cluster's directory. */
+/* A loopback TCP port nobody listens on now (0 when none can be had). */
+static int free_loopback_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = 0;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+/* server.crt and server.key in the data directory: a self-signed certificate for
+ * localhost made by openssl as the server's owner. Nonzero when it cannot be made. */
+static int make_certificate(const struct runas *ra, const char *cwd, const char *datadir, char *const envp[])
+{
+    if (access("/usr/bin/openssl", X_OK) != 0)
+        return -1;
+    char key[4200], crt[4200];
+    snprintf(key, sizeof key, "%s/server.key", datadir);
+    snprintf(crt, sizeof crt, "%s/server.crt", datadir);
+    char *argv[] = {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", key, "-out", crt, NULL};
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    pid_t pid = spawn(ra, cwd, argv, envp, devnull, SIGKILL);
+    if (devnull >= 0)
+        close(devnull);
+    if (pid < 0)
+        return -1;
+    int st = 0, r;
+    while ((r = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
+        ;
+    if (r < 0) /* SIGCHLD ignored by the caller: judge by the files */
+        st = access(crt, R_OK) == 0 && access(key, R_OK) == 0 ? 0 : 1;
+    return st == 0 ? 0 : -1;
+}
+
 static int find_bindir(char *out, size_t n, char *const envp[], char *why, size_t whyn)
 {
     char abs[PATH_MAX];
@@ -416,7 +459,13 @@ int clk_pg_start(struct clk_pg *pg, int verbose)
     snprintf(datadir, sizeof datadir, "%s/data", tmpl);
     snprintf(pg->user, sizeof pg->user, "postgres");
     snprintf(pg->database, sizeof pg->database, "postgres");
-    pg->port = PG_PORT;
+    /* the server also listens on loopback TCP (clients such as pgjdbc speak nothing else), at a
+     * port free now: the same number names the socket */
+    pg->port = free_loopback_port();
+    if (pg->port > 0)
+        snprintf(pg->tcp_host, sizeof pg->tcp_host, "127.0.0.1");
+    else
+        pg->port = PG_PORT;
 
     int logfd = open(pg->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (logfd < 0) {
@@ -453,6 +502,8 @@ int clk_pg_start(struct clk_pg *pg, int verbose)
         return fail(pg, 1, "initdb failed (%s)", how);
     }
 
+    /* TLS on loopback TCP, with a throwaway self-signed certificate, when openssl is there */
+    int tls = pg->tcp_host[0] && make_certificate(&ra, pg->dir, datadir, envp) == 0;
     double initdb_s = now_s() - t0;
     FILE *vf;
     if ((vf = fopen(exe, "re")) != NULL) {
@@ -467,10 +518,12 @@ int clk_pg_start(struct clk_pg *pg, int verbose)
     snprintf(port, sizeof port, "%d", pg->port);
     char sockopt[200];
     snprintf(sockopt, sizeof sockopt, "unix_socket_directories=%s", tmpl);
+    char listen[64];
+    snprintf(listen, sizeof listen, "listen_addresses=%s", pg->tcp_host);
     char *pg_argv[] = { exe, "-D", datadir, "-p", port,
-                        "-c", sockopt, "-c", "listen_addresses=",
+                        "-c", sockopt, "-c", listen,
                         "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off",
-                        NULL };
+                        tls ? "-c" : NULL, "ssl=on", NULL };
     pid = spawn(&ra, pg->dir, pg_argv, envp, logfd, SIGQUIT);
     int e = errno;
     close(logfd);
@@ -501,6 +554,7 @@ int clk_pg_start(struct clk_pg *pg, int verbose)
     snprintf(pg->url, sizeof pg->url, "postgresql://%s@/%s?host=%s&port=%d", pg->user, pg->database, host_enc,
              pg->port);
     pg->running = 1;
+    pg->tls = tls;
     pg->start_seconds = now_s() - t0;
     if (verbose)
         fprintf(stderr, "connleak: PostgreSQL %s ready in %.2f s (initdb %.2f s; PGHOST=%s, PGPORT=%d)\n",
@@ -517,6 +571,11 @@ void clk_pg_export(const struct clk_pg *pg)
     setenv("PGUSER", pg->user, 1);
     setenv("PGDATABASE", pg->database, 1);
     setenv("DATABASE_URL", pg->url, 1);
+    /* the same server on loopback TCP (and whether it offers TLS there) */
+    if (pg->tcp_host[0]) {
+        setenv("CONNLEAK_PG_TCP_HOST", pg->tcp_host, 1);
+        setenv("CONNLEAK_PG_TLS", pg->tls ? "1" : "0", 1);
+    }
     /* These would send clients elsewhere or make them demand what a trust-auth socket cannot give. */
     unsetenv("PGPASSWORD");
     unsetenv("PGSERVICE");

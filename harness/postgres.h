@@ -7,7 +7,9 @@
 struct clk_pg {
     char dir[4096];      /* private temp dir holding data/ and the socket */
     char host[4096];     /* the socket directory, for PGHOST */
-    int port;
+    int port;            /* names the socket, and the loopback TCP port when tcp_host is set */
+    char tcp_host[32];   /* "127.0.0.1" when the server also listens on loopback TCP, else "" */
+    int tls;             /* 1: TLS offered on TCP (a throwaway self-signed certificate) */
     char user[64];       /* "postgres" */
     char database[64];   /* "postgres" */
     char url[8192];      /* postgresql://user@/db?host=...&port=... (libpq-accepted URL for DATABASE_URL) */
@@ -26,7 +28,7 @@ struct clk_pg {
  * so a SIGKILLed connleak leaves no server running (its directory does remain then). */
 int clk_pg_start(struct clk_pg *pg, int verbose);
 
-/* setenv PGHOST, PGPORT, PGUSER, PGDATABASE, DATABASE_URL (and unsetenv PGPASSWORD, PGSERVICE, PGHOSTADDR which could redirect clients). */
+/* setenv PGHOST, PGPORT, PGUSER, PGDATABASE, DATABASE_URL, CONNLEAK_PG_TCP_HOST and CONNLEAK_PG_TLS (and unsetenv PGPASSWORD, PGSERVICE, PGHOSTADDR which could redirect clients). */
 void clk_pg_export(const struct clk_pg *pg);
 
 /* Stops the server (immediate shutdown) and removes the directory. Idempotent; safe after a failed start

@@ -51,6 +51,8 @@ static void finding_json(struct clk_json *j, struct clk_frame_memo *memo, const 
 {
     clk_json_open(j, '{');
     clk_json_key_str(j, "backend", f->backend);
+    if (f->via)
+        clk_json_key_str(j, "via", f->via);
     if (f->kind != CLK_LEAK)
         clk_json_key_str(j, "kind", clk_kind_name(f->kind));
     clk_json_key_str(j, "target", f->target);

@@ -49,8 +49,9 @@ static void finding(struct clk_buf *b, struct clk_frame_memo *memo, const struct
     clk_buf_putc(b, '\n');
     switch (f->kind) {
     case CLK_LEAK:
-        clk_buf_printf(b, "%s%llu %s connection%s to %s (", f->checkout ? "Checkout never returned: " : "Leak of ", n,
-                       f->backend, n == 1 ? "" : "s", target);
+        clk_buf_printf(b, "%s%llu %s connection%s to %s (%s", f->checkout ? "Checkout never returned: " : "Leak of ", n,
+                       f->backend, n == 1 ? "" : "s", target,
+                       f->via && !strcmp(f->via, "wire") ? "seen on its socket, " : "");
         pids(b, f);
         if (f->test)
             clk_buf_printf(b, ", test %s", f->test);

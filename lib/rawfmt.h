@@ -50,6 +50,8 @@ enum connleak_raw_backend {
 #define CONNLEAK_RAWF_INHERITED 0x1u   /* close of a connection inherited through fork */
 #define CONNLEAK_RAWF_POOL 0x2u        /* recorded through the API (a pool), not a wrapper */
 #define CONNLEAK_RAWF_FAILED 0x4u      /* the open failed; the handle must still be closed */
+#define CONNLEAK_RAWF_WIRE 0x8u        /* PostgreSQL seen on its socket (wire.c), not through libpq */
+#define CONNLEAK_RAWF_TERMINATED 0x10u /* CLOSE of a wire connection: the client sent Terminate first */
 
 struct connleak_raw_header {
     char magic[8];

@@ -264,6 +264,11 @@ void clk_track_open(uint8_t backend, uint64_t handle, const char *target, int fa
     track_open_ns(NS_WRAP, backend, handle, target_id(target), failed ? CONNLEAK_RAWF_FAILED : 0, result, stack);
 }
 
+void clk_track_open_flags(uint8_t backend, uint64_t handle, const char *target, uint16_t flags, uint32_t stack)
+{
+    track_open_ns(NS_WRAP, backend, handle, target_id(target), flags, 0, stack);
+}
+
 /* ---- closes ---- */
 
 static void remember_left_field(uint64_t key, uint8_t backend, uint32_t stack, int is_double)

@@ -1,6 +1,10 @@
 /* churn.c — opens and closes connections in a loop and prints the time per pair: the detector's worst case.
  *
- *   churn memory|file|pq PAIRS THREADS [FILE]
+ *   churn memory|file|pq|sockwrite|sockconnect PAIRS THREADS [FILE]
+ *
+ * sockwrite: a 1-byte write on a loopback TCP connection and its read, a pair (a write that is no
+ * PostgreSQL candidate: what every program's writes cost under the wire route); sockconnect: a
+ * socket connected to a loopback listener of the thread's own, accepted, both closed.
  *
  * prints one line: wall_seconds ns_per_pair cpu_seconds thread_ns_per_pair thread_cpu_ns_per_pair vcsw_per_1000
  *   ns_per_pair            wall time / pairs per thread (what one thread sees)
@@ -12,7 +16,9 @@
  * Each thread first opens and closes one connection untimed (the first event in a thread pays
  * one-time set-up: scripts/bench measures that apart), then the threads start together behind
  * a barrier; only their loops are timed. */
+#include <arpa/inet.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -20,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <time.h>
 
 static const char *mode;
@@ -40,13 +48,51 @@ static double clock_s(clockid_t id)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Each thread's loopback listener, and for sockwrite a connection to it (client, server side). */
+static __thread int listen_fd = -1, client_fd = -1, server_fd = -1;
+static __thread struct sockaddr_in listen_addr;
+
+static int loopback_connect(void)
+{
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    if (c < 0 || connect(c, (struct sockaddr *)&listen_addr, sizeof listen_addr) < 0) {
+        perror("churn: connect");
+        exit(1);
+    }
+    return c;
+}
+
+static void socket_setup(void)
+{
+    socklen_t len = sizeof listen_addr;
+    listen_addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr) < 0 ||
+        getsockname(listen_fd, (struct sockaddr *)&listen_addr, &len) < 0 || listen(listen_fd, 64) < 0) {
+        perror("churn: listener");
+        exit(1);
+    }
+    client_fd = loopback_connect();
+    server_fd = accept(listen_fd, NULL, NULL);
+}
+
 /* `work` is what callgrind's --toggle-collect=work counts: the loop alone. */
 __attribute__((noinline)) void work(long n)
 {
-    int pq = !strcmp(mode, "pq");
+    int pq = !strcmp(mode, "pq"), sockwrite = !strcmp(mode, "sockwrite"), sockconnect = !strcmp(mode, "sockconnect");
     const char *name = !strcmp(mode, "file") ? file_path : ":memory:";
     for (long i = 0; i < n; i++) {
-        if (pq) {
+        if (sockwrite) {
+            char b = 'x';
+            if (write(client_fd, &b, 1) != 1 || read(server_fd, &b, 1) != 1) {
+                perror("churn: loopback write");
+                exit(1);
+            }
+        } else if (sockconnect) {
+            int c = loopback_connect(), a = accept(listen_fd, NULL, NULL);
+            close(c);
+            close(a);
+        } else if (pq) {
             PGconn *c = PQconnectdb("");
             if (PQstatus(c) != CONNECTION_OK) {
                 fprintf(stderr, "churn: %s", PQerrorMessage(c));
@@ -77,6 +123,13 @@ __attribute__((noinline)) static void deeper(int left, long n)
 /* Not `work`: callgrind counts the loop alone. */
 __attribute__((noinline)) static void warm_up(void)
 {
+    if (!strncmp(mode, "sock", 4)) {
+        socket_setup();
+        char b = 'x';
+        if (write(client_fd, &b, 1) != 1 || read(server_fd, &b, 1) != 1)
+            exit(1);
+        return;
+    }
     if (!strcmp(mode, "pq")) {
         PQfinish(PQconnectdb(""));
         return;
@@ -101,7 +154,7 @@ static void *run(void *arg)
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: churn memory|file|pq PAIRS THREADS [FILE]\n");
+        fprintf(stderr, "usage: churn memory|file|pq|sockwrite|sockconnect PAIRS THREADS [FILE]\n");
         return 2;
     }
     mode = argv[1];
@@ -109,9 +162,10 @@ int main(int argc, char **argv)
     int threads = atoi(argv[3]);
     file_path = argc > 4 ? argv[4] : "/tmp/connleak-churn.db";
     depth = getenv("CHURN_DEPTH") ? atoi(getenv("CHURN_DEPTH")) : 0;
-    int known = !strcmp(mode, "memory") || !strcmp(mode, "file") || !strcmp(mode, "pq");
+    int known = !strcmp(mode, "memory") || !strcmp(mode, "file") || !strcmp(mode, "pq") ||
+                !strcmp(mode, "sockwrite") || !strcmp(mode, "sockconnect");
     if (threads < 1 || threads > 64 || pairs < threads || !known) {
-        fprintf(stderr, "usage: churn memory|file|pq PAIRS THREADS [FILE] (1-64 threads)\n");
+        fprintf(stderr, "usage: churn memory|file|pq|sockwrite|sockconnect PAIRS THREADS [FILE] (1-64 threads)\n");
         return 2;
     }
     pthread_t t[64];
