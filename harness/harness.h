@@ -68,6 +68,7 @@ struct clk_frame {
     const char *function; /* interned; NULL when unknown */
     const char *file;     /* interned */
     const char *module;   /* interned path */
+    const char *language; /* interned "python" for an interpreter's frame; NULL for native code */
     uint64_t offset;      /* return address minus the module's load bias */
     int line;             /* 0 when unknown */
     int has_offset;       /* (the ints last: no padding in reports of millions of frames) */

@@ -33,6 +33,7 @@ static int read_stack(json_t *a, struct clk_stack *s, const char *path)
         f->function = istr(fr, "function");
         f->file = istr(fr, "file");
         f->module = istr(fr, "module");
+        f->language = istr(fr, "language");
         json_t *line = json_object_get(fr, "line");
         f->line = json_is_integer(line) ? (int)json_integer_value(line) : 0;
         const char *off = istr(fr, "offset");

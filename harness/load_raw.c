@@ -140,6 +140,31 @@ static const char *string_of(struct proc *p, uint32_t id)
 }
 
 /* Stacks share most of their return addresses: each is resolved once per journal. */
+/* A Python frame: its location string is "FILE\0QUALNAME\0LINE" (pyframes.c). */
+static void python_frame(struct proc *p, uint32_t id, struct clk_frame *f)
+{
+    struct blob *b = id ? clk_map_get(&p->blobs, id) : NULL;
+    p->dangling += id && !b;
+    f->language = clk_intern("python");
+    if (!b)
+        return;
+    const char *s = (const char *)b->data, *end = s + b->len;
+    const char *name = memchr(s, 0, b->len);
+    const char *line = name ? memchr(name + 1, 0, (size_t)(end - name - 1)) : NULL;
+    if (!name || !line)
+        return;
+    char *file = clk_xmalloc((size_t)(name - s) + 1);
+    memcpy(file, s, (size_t)(name - s));
+    file[name - s] = 0;
+    f->file = clk_intern(file);
+    free(file);
+    f->function = clk_intern(name + 1);
+    int n = 0;
+    for (const char *c = line + 1; c < end && *c >= '0' && *c <= '9'; c++)
+        n = n * 10 + (*c - '0');
+    f->line = n;
+}
+
 struct resolved_ip {
     uint64_t ip;
     struct clk_frame f;
@@ -153,6 +178,10 @@ static struct clk_frame frame_at(struct proc *p, uint64_t ip)
         return c->f;
     struct clk_frame f = {0};
     const struct module *m = module_of(p, ip);
+    if ((ip & CONNLEAK_RAW_TAG_MASK) == CONNLEAK_RAW_PY_TAG) {
+        python_frame(p, (uint32_t)ip, &f);
+        return f; /* a string lookup: nothing to resolve, nothing to cache */
+    }
     f.has_offset = 1;
     f.offset = ip;
     if (m) {

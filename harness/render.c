@@ -83,7 +83,7 @@ void clk_render_summary_json(struct clk_json *j, const struct clk_report *r)
 #define MEMO_SLOTS 4096 /* a power of two; a report's distinct frames are usually far fewer */
 
 struct clk_memo_entry {
-    const char *function, *file, *module;
+    const char *function, *file, *module, *language;
     uint64_t offset;
     int line, has_offset, used;
     char *text;
@@ -92,7 +92,7 @@ struct clk_memo_entry {
 
 static int same_frame(const struct clk_memo_entry *e, const struct clk_frame *f)
 {
-    return e->used && e->function == f->function && e->file == f->file && e->module == f->module &&
+    return e->used && e->function == f->function && e->file == f->file && e->module == f->module && e->language == f->language &&
            e->offset == f->offset && e->line == f->line && e->has_offset == f->has_offset;
 }
 
@@ -129,6 +129,7 @@ void clk_frame_memo_put(struct clk_frame_memo *m, const struct clk_frame *f, con
     e->function = f->function;
     e->file = f->file;
     e->module = f->module;
+    e->language = f->language;
     e->offset = f->offset;
     e->line = f->line;
     e->has_offset = f->has_offset;

@@ -16,6 +16,8 @@ static void frame_json(struct clk_json *j, const struct clk_frame *f)
     else
         clk_json_null(j);
     clk_json_key_str(j, "module", f->module);
+    if (f->language)
+        clk_json_key_str(j, "language", f->language);
     clk_json_key(j, "offset");
     if (f->has_offset) {
         char off[24];

@@ -12,7 +12,9 @@ static void frame_line(struct clk_buf *b, const struct clk_frame *f, const void 
     clk_buf_puts(b, f->function ? f->function : "??");
     if (f->file)
         clk_buf_printf(b, " %s:%d", f->file, f->line);
-    if (f->module)
+    if (f->language)
+        clk_buf_printf(b, " (%s)", f->language);
+    else if (f->module)
         clk_buf_printf(b, " (%s+0x%llx)", f->module, (unsigned long long)f->offset);
     else if (f->has_offset)
         clk_buf_printf(b, " (0x%llx)", (unsigned long long)f->offset);

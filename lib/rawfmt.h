@@ -46,6 +46,12 @@ enum connleak_raw_backend {
     CONNLEAK_RAW_POSTGRES = 2
 };
 
+/* A stack word with this tag is no return address but a Python frame: the low 32 bits are the id
+ * of a STRING "FILE\0QUALNAME\0LINE" (lib/recorder/pyframes.c). Never a canonical x86-64 or
+ * AArch64 user address. */
+#define CONNLEAK_RAW_PY_TAG 0xC1C0000000000000ull
+#define CONNLEAK_RAW_TAG_MASK 0xFFFF000000000000ull
+
 /* Flags on events. */
 #define CONNLEAK_RAWF_INHERITED 0x1u   /* close of a connection inherited through fork */
 #define CONNLEAK_RAWF_POOL 0x2u        /* recorded through the API (a pool), not a wrapper */

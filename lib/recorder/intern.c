@@ -119,6 +119,9 @@ static void refresh_modules(void)
         pthread_mutex_unlock(&modules_mu);
         if (known)
             continue;
+        /* a new object may be an interpreter (libpython dlopen()ed by an embedding program) */
+        if (__atomic_load_n(&clk_py_active, __ATOMIC_ACQUIRE) == -2)
+            __atomic_store_n(&clk_py_active, 0, __ATOMIC_RELEASE);
         const char *name = s.found[i].name;
         if (!name || !name[0])
             name = clk_exe_path();
@@ -152,6 +155,10 @@ static void ensure_modules(const uint64_t *ips, int n)
 {
     uint32_t gen = __atomic_load_n(&clk_journal_generation, __ATOMIC_ACQUIRE);
     for (int i = 0; i < n; i++) {
+        if ((ips[i] & CONNLEAK_RAW_TAG_MASK) == CONNLEAK_RAW_PY_TAG) {
+            ensure_blob(index_get((uint32_t)ips[i])); /* a Python frame's location string */
+            continue;
+        }
         pthread_mutex_lock(&modules_mu);
         int m = module_index(ips[i]);
         pthread_mutex_unlock(&modules_mu);

@@ -407,7 +407,7 @@ __attribute__((noinline)) uint32_t clk_stack_here(int max, int api)
                     e->gen = gen;
                 }
                 sc_busy = 0;
-                return id;
+                return clk_py_merge(id, max);
             }
         }
     }
@@ -432,7 +432,7 @@ __attribute__((noinline)) uint32_t clk_stack_here(int max, int api)
         sc_busy = 0;
     }
 #endif
-    return id;
+    return clk_py_merge(id, max);
 }
 
 void clk_stack_init(void)

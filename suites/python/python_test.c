@@ -1,0 +1,180 @@
+/* python_test.c — Python frames in stacks: the user's .py function, file and line, on each CPython 3.10-3.13 the machine has (Debian's and pyenv's), and in a program that embeds Python. */
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clk_assert.h"
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define TIMEOUT .timeout = 180
+
+/* An interpreter of 3.<minor>: Debian's /usr/bin/python3.<minor>, else pyenv's; NULL when none. */
+static const char *python(int minor)
+{
+    static char found[16][4096];
+    char pattern[4096];
+    snprintf(pattern, sizeof pattern, "/usr/bin/python3.%d", minor);
+    if (access(pattern, X_OK) == 0) {
+        snprintf(found[minor], sizeof found[minor], "%s", pattern);
+        return found[minor];
+    }
+    const char *roots[] = {getenv("PYENV_ROOT"), getenv("HOME"), "/root"};
+    for (size_t i = 0; i < 3; i++) {
+        if (!roots[i])
+            continue;
+        snprintf(pattern, sizeof pattern, "%s%s/versions/3.%d.*/bin/python3.%d", roots[i], i ? "/.pyenv" : "",
+                 minor, minor);
+        glob_t g;
+        if (glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc) {
+            snprintf(found[minor], sizeof found[minor], "%s", g.gl_pathv[g.gl_pathc - 1]);
+            globfree(&g);
+            return found[minor];
+        }
+        globfree(&g);
+    }
+    return NULL;
+}
+
+/* The frame of `frames` naming `function` as a Python frame, NULL when none. */
+static json_t *py_frame(const json_t *frames, const char *function)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(frames, i, f) {
+        if (!strcmp(clk_test_str(f, "function"), function) && !strcmp(clk_test_str(f, "language"), "python"))
+            return f;
+    }
+    return NULL;
+}
+
+static int ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), t = strlen(tail);
+    return n >= t && !strcmp(s + n - t, tail);
+}
+
+/* Runs leaky.py MODE [ARG] under 3.<minor>; skips when that version is not here. */
+static void run_leaky(clk_test_run *r, int minor, const char *const *opts, const char *mode, const char *arg)
+{
+    const char *py = python(minor);
+    if (!py)
+        cr_skip_test("no Python 3.%d on this machine (Debian's /usr/bin/python3.%d or pyenv's)", minor, minor);
+    const char *cmd[] = {py, PY_LEAKY, mode, arg, NULL};
+    clk_test_connleak(opts, cmd, NULL, r);
+    clk_assert_report(r);
+}
+
+/* The leak's opener stack names open_cache at leaky.py:3, a Python frame. */
+static json_t *expect_open_cache(clk_test_run *r)
+{
+    json_t *leak = clk_test_find_leak(r->report, "sqlite", NULL, "open_cache");
+    cr_assert_not_null(leak, "no leak naming open_cache" CLK_CTX_FMT, CLK_CTX(r));
+    json_t *f = py_frame(json_object_get(leak, "opened_at"), "open_cache");
+    cr_assert_not_null(f, "open_cache is not a Python frame" CLK_CTX_FMT, CLK_CTX(r));
+    cr_assert_eq(clk_test_int(f, "line"), 3, "open_cache's line" CLK_CTX_FMT, CLK_CTX(r));
+    cr_assert(ends_with(clk_test_str(f, "file"), "/leaky.py"), "file %s", clk_test_str(f, "file"));
+    return leak;
+}
+
+static void leak_on(int minor)
+{
+    clk_test_run r;
+    run_leaky(&r, minor, NULL, "leak", NULL);
+    clk_assert_status(&r, 23);
+    clk_assert_summary(&r, "connects", 2);
+    clk_assert_summary(&r, "closes", 1);
+    clk_assert_summary(&r, "leaks", 1);
+    json_t *leak = expect_open_cache(&r);
+    /* innermost first: the user's function leads, then its caller, then the interpreter's C frames */
+    cr_assert_str_eq(clk_test_first_function(json_object_get(leak, "opened_at")), "open_cache",
+                     "Python frames lead" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert_not_null(py_frame(json_object_get(leak, "opened_at"), "main"), "main() is there" CLK_CTX_FMT,
+                       CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
+
+Test(python, frames_3_10, TIMEOUT) { leak_on(10); }
+Test(python, frames_3_11, TIMEOUT) { leak_on(11); }
+Test(python, frames_3_12, TIMEOUT) { leak_on(12); }
+Test(python, frames_3_13, TIMEOUT) { leak_on(13); }
+
+/* More Python frames than --stack-depth: the innermost ones are kept, Python frames only. */
+Test(python, deep_recursion_keeps_the_innermost, TIMEOUT)
+{
+    clk_test_run r;
+    run_leaky(&r, 11, ARGS("--stack-depth", "8"), "deep", "30");
+    clk_assert_status(&r, 23);
+    json_t *leak = expect_open_cache(&r);
+    json_t *frames = json_object_get(leak, "opened_at");
+    cr_assert_eq(json_array_size(frames), 8, "--stack-depth 8" CLK_CTX_FMT, CLK_CTX(&r));
+    size_t i;
+    json_t *f;
+    json_array_foreach(frames, i, f) {
+        cr_assert_str_eq(clk_test_str(f, "language"), "python", "frame %zu" CLK_CTX_FMT, i, CLK_CTX(&r));
+        if (i > 0)
+            cr_assert_str_eq(clk_test_str(f, "function"), "recurse", "frame %zu" CLK_CTX_FMT, i, CLK_CTX(&r));
+    }
+    clk_test_run_free(&r);
+}
+
+static void named_with(int minor, const char *mode, const char *caller)
+{
+    clk_test_run r;
+    run_leaky(&r, minor, NULL, mode, NULL);
+    clk_assert_status(&r, 23);
+    clk_assert_summary(&r, "leaks", 1);
+    json_t *leak = expect_open_cache(&r);
+    cr_assert_not_null(py_frame(json_object_get(leak, "opened_at"), caller), "%s: %s is in the stack" CLK_CTX_FMT,
+                       mode, caller, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
+
+Test(python, generator_frames, TIMEOUT) { named_with(11, "generator", "gen_open"); }
+Test(python, coroutine_frames, TIMEOUT) { named_with(11, "coroutine", "coro_open"); }
+Test(python, coroutine_frames_3_13, TIMEOUT) { named_with(13, "coroutine", "coro_open"); }
+Test(python, thread_frames, TIMEOUT) { named_with(11, "thread", "open_cache"); }
+Test(python, thread_frames_3_12, TIMEOUT) { named_with(12, "thread", "open_cache"); }
+
+Test(python, fork_child_frames, TIMEOUT)
+{
+    clk_test_run r;
+    run_leaky(&r, 11, NULL, "fork", NULL);
+    clk_assert_status(&r, 23);
+    clk_assert_summary(&r, "leaks", 1);
+    json_t *leak = expect_open_cache(&r);
+    long long child = clk_test_stdout_int(r.proc.out, "child=");
+    cr_assert(clk_test_pids_contain(leak, child), "the child's leak (%lld)" CLK_CTX_FMT, child, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
+
+/* A version whose layout we do not know: the C stack, and a note saying so. */
+Test(python, unsupported_version_is_noted, TIMEOUT)
+{
+    clk_test_run r;
+    run_leaky(&r, 9, NULL, "leak", NULL);
+    clk_assert_status(&r, 23);
+    clk_assert_summary(&r, "leaks", 1);
+    cr_assert(clk_test_contains(r.json_text, "Python 3.9: its frames are not read"), "note" CLK_CTX_FMT,
+              CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
+
+/* A C program that embeds Python (Py_Initialize): the script's frames too. */
+Test(python, embedded_interpreter, TIMEOUT)
+{
+    if (!FX_EMBED[0])
+        cr_skip_test("python3-embed (Debian's python3-dev) was not found at configure time");
+    clk_test_run r;
+    clk_test_connleak(NULL, ARGS(FX_EMBED), NULL, &r);
+    clk_assert_report(&r);
+    clk_assert_status(&r, 23);
+    json_t *leak = clk_test_find_leak(r.report, "sqlite", NULL, "open_embedded");
+    cr_assert_not_null(leak, "no leak naming open_embedded" CLK_CTX_FMT, CLK_CTX(&r));
+    json_t *f = py_frame(json_object_get(leak, "opened_at"), "open_embedded");
+    cr_assert_not_null(f, "a Python frame" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert_eq(clk_test_int(f, "line"), 3, "line" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert_str_eq(clk_test_str(f, "file"), "<string>", "file" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
