@@ -20,6 +20,7 @@ static inline void fuzz_report_free(struct clk_report *r)
         free(f->opened_at.f);
         free(f->first_closed_at.f);
         free(f->closed_at.f);
+        free(f->thread_created_at.f);
         free(f);
     }
     free(r->findings);
@@ -64,6 +65,7 @@ static inline void fuzz_check_report(struct clk_report *r)
         fuzz_check_stack(&f->opened_at);
         fuzz_check_stack(&f->first_closed_at);
         fuzz_check_stack(&f->closed_at);
+        fuzz_check_stack(&f->thread_created_at);
     }
     for (size_t i = 0; i < r->nnotes; i++)
         FUZZ_CHECK(r->notes[i] && strlen(r->notes[i]) < 1024);

@@ -92,6 +92,7 @@ struct clk_finding {
     int *pids;
     size_t npids;
     struct clk_stack opened_at, first_closed_at, closed_at;
+    struct clk_stack thread_created_at; /* leaks: what created the opening thread (empty: the main thread) */
     char fingerprint[33];
     int suppressed; /* matched a suppression: counted, not reported */
     int baselined;  /* its fingerprint is in the baseline: reported, does not fail the run */

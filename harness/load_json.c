@@ -83,7 +83,8 @@ static int read_finding(struct clk_report *r, json_t *o, int is_leak, int suppre
     int rc = 0;
     if (read_stack(json_object_get(o, "opened_at"), &f.opened_at, path) ||
         read_stack(json_object_get(o, "closed_at"), &f.closed_at, path) ||
-        read_stack(json_object_get(o, "first_closed_at"), &f.first_closed_at, path))
+        read_stack(json_object_get(o, "first_closed_at"), &f.first_closed_at, path) ||
+        read_stack(json_object_get(o, "thread_created_at"), &f.thread_created_at, path))
         rc = -1;
     if (!rc) {
         clk_finding_fingerprint(&f);
@@ -93,6 +94,7 @@ static int read_finding(struct clk_report *r, json_t *o, int is_leak, int suppre
     free(f.opened_at.f);
     free(f.closed_at.f);
     free(f.first_closed_at.f);
+    free(f.thread_created_at.f);
     return rc;
 }
 

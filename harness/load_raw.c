@@ -32,6 +32,7 @@ struct open_conn {
     uint8_t backend;
     uint16_t flags;
     uint32_t stack, target, test;
+    uint32_t thread_stack; /* what created the opening thread (0: the main thread) */
     struct open_conn *next_free;
 };
 
@@ -281,7 +282,8 @@ static void read_blobs(struct proc *p, const struct connleak_raw_record *rec, ui
 }
 
 static void add_finding(struct clk_report *r, struct proc *p, enum clk_kind kind, int checkout, uint8_t backend,
-                        uint16_t flags, uint32_t target, uint32_t test, uint32_t opened, uint32_t first_closed, uint32_t closed)
+                        uint16_t flags, uint32_t target, uint32_t test, uint32_t opened, uint32_t first_closed, uint32_t closed,
+                        uint32_t thread_created)
 {
     struct clk_finding f = {0};
     int pid = p->pid;
@@ -297,10 +299,12 @@ static void add_finding(struct clk_report *r, struct proc *p, enum clk_kind kind
     f.opened_at = stack_of(p, opened);
     f.first_closed_at = stack_of(p, first_closed);
     f.closed_at = stack_of(p, closed);
+    f.thread_created_at = stack_of(p, thread_created);
     const struct clk_finding *in = clk_report_add(r, &f);
     adopt(p, opened, &in->opened_at);
     adopt(p, first_closed, &in->first_closed_at);
     adopt(p, closed, &in->closed_at);
+    adopt(p, thread_created, &in->thread_created_at);
 }
 
 static struct open_conn *remember(struct proc *p, struct clk_map *m, uint64_t handle,
@@ -321,6 +325,7 @@ static struct open_conn *remember(struct proc *p, struct clk_map *m, uint64_t ha
     c->stack = r->u.ev.stack;
     c->target = r->u.ev.target;
     c->test = r->u.ev.test;
+    c->thread_stack = r->u.ev.thread_stack; /* 0 in journals older than the field */
     return c;
 }
 
@@ -377,13 +382,13 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
                 else
                     p->pool_closes++;
             } else if (!pool || !p->wrapper_events) {
-                add_finding(r, p, CLK_UNKNOWN_CLOSE, 0, e->backend, e->flags, 0, 0, 0, 0, e->u.ev.stack);
+                add_finding(r, p, CLK_UNKNOWN_CLOSE, 0, e->backend, e->flags, 0, 0, 0, 0, e->u.ev.stack, 0);
             }
             break;
         case CONNLEAK_REC_DOUBLE_CLOSE:
             if (!pool || !p->wrapper_events)
                 add_finding(r, p, CLK_DOUBLE_CLOSE, 0, e->backend, e->flags, e->u.ev.target, e->u.ev.test, e->u.ev.open_stack,
-                            e->u.ev.first_close_stack, e->u.ev.stack);
+                            e->u.ev.first_close_stack, e->u.ev.stack, 0);
             break;
         case CONNLEAK_REC_CHECKOUT:
             remember(p, &p->checkouts, h, e);
@@ -415,7 +420,8 @@ static void report_open(struct clk_report *r, struct proc *p, struct clk_map *m,
         struct open_conn *c = m->keys[i] ? m->vals[i] : NULL;
         if (!c)
             continue;
-        add_finding(r, p, CLK_LEAK, checkout, c->backend, c->flags, c->target, c->test, c->stack, 0, 0);
+        add_finding(r, p, CLK_LEAK, checkout, c->backend, c->flags, c->target, c->test, c->stack, 0, 0,
+                    c->thread_stack);
     }
     clk_map_free(m);
 }

@@ -120,6 +120,10 @@ static uint64_t finding_hashes(const struct clk_finding *f, char fp[33])
     /* the fingerprint leaves out targets (temporary paths differ per run) and lines */
     key_str(&h, f->target, len_of(f->target));
     hash_stack(&h, &f->first_closed_at, 0);
+    /* a thread's creator tells leaks apart but stays out of the fingerprint (and out of the key when
+     * there is none: main-thread findings merge as before) */
+    if (f->thread_created_at.n)
+        hash_stack(&h, &f->thread_created_at, 0);
     key_word(&h, h.a);
     key_word(&h, h.b);
     if (fp)
@@ -172,6 +176,7 @@ const struct clk_finding *clk_report_add(struct clk_report *r, const struct clk_
     f->opened_at = copy_stack(&in->opened_at);
     f->first_closed_at = copy_stack(&in->first_closed_at);
     f->closed_at = copy_stack(&in->closed_at);
+    f->thread_created_at = copy_stack(&in->thread_created_at);
     if (!f->fingerprint[0])
         memcpy(f->fingerprint, fp, sizeof fp);
     if (r->nfindings == r->capfindings) {

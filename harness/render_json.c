@@ -75,6 +75,10 @@ static void finding_json(struct clk_json *j, struct clk_frame_memo *memo, const 
         clk_json_bool(j, f->checkout);
         clk_json_key(j, "opened_at");
         stack_json(j, memo, &f->opened_at);
+        if (f->thread_created_at.n) { /* absent on the main thread */
+            clk_json_key(j, "thread_created_at");
+            stack_json(j, memo, &f->thread_created_at);
+        }
         if (f->suppressed) {
             clk_json_key_str(j, "kind", clk_kind_name(f->kind));
         }

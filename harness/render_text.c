@@ -59,6 +59,10 @@ static void finding(struct clk_buf *b, struct clk_frame_memo *memo, const struct
             clk_buf_printf(b, ", test %s", f->test);
         clk_buf_printf(b, "), %s at:\n", f->checkout ? "checked out" : "opened");
         frames(b, memo, &f->opened_at);
+        if (f->thread_created_at.n) { /* as the sanitizers' "thread T1 created at" */
+            clk_buf_puts(b, "  thread created at:\n");
+            frames(b, memo, &f->thread_created_at);
+        }
         break;
     case CLK_DOUBLE_CLOSE:
         clk_buf_printf(b, "Double close of a %s connection to %s (", f->backend, target);

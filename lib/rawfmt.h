@@ -90,6 +90,8 @@ struct connleak_raw_record {
             uint32_t test;              /* string id of the running test, 0 outside tests */
             int32_t result;             /* the database call's return code */
             uint64_t time_ns;           /* CLOCK_MONOTONIC */
+            uint32_t thread_stack;      /* OPEN, CHECKOUT: where the opening thread was created
+                                         * (0: the main thread, unknown, or an older journal) */
         } ev;
         struct {
             uint32_t id;
@@ -108,5 +110,7 @@ struct connleak_raw_record {
 
 _Static_assert(sizeof(struct connleak_raw_header) == CONNLEAK_RAW_SLOT, "header is one slot");
 _Static_assert(sizeof(struct connleak_raw_record) == CONNLEAK_RAW_SLOT, "record is one slot");
+_Static_assert(__builtin_offsetof(struct connleak_raw_record, u.ev.thread_stack) == 48,
+               "thread_stack is in the event's spare bytes: the other fields keep their offsets");
 
 #endif

@@ -169,11 +169,17 @@ CR_TAIL void criterion_internal_test_teardown(void)
 
 /* ---- journal records ---- */
 
-/* inlined: eleven arguments through a call cost more than the record's stores */
+/* The stack that created this thread (threads.c sets it as the thread starts;
+ * 0 on the main thread, and always in the linkable library). Initial-exec: no
+ * allocation on first use. */
+CLK_HIDDEN __thread uint32_t clk_thread_stack __attribute__((tls_model("initial-exec")));
+
+/* inlined: twelve arguments through a call cost more than the record's stores */
 static inline __attribute__((always_inline)) void write_event(uint64_t slot, uint8_t type, uint8_t backend,
                                                               uint16_t flags, uint64_t handle, uint32_t stack,
                                                               uint32_t target, uint32_t open_stack,
-                                                              uint32_t first_close, uint32_t test, int result)
+                                                              uint32_t first_close, uint32_t test, int result,
+                                                              uint32_t thread_stack)
 {
     if (!slot)
         return;
@@ -186,6 +192,8 @@ static inline __attribute__((always_inline)) void write_event(uint64_t slot, uin
         clk_intern_ensure(target);
     if (test)
         clk_intern_ensure(test);
+    if (thread_stack)
+        clk_intern_ensure(thread_stack);
     /* filled in place: no copy of a record built on the stack */
     struct connleak_raw_record *rec = clk_journal_slot(slot);
     if (rec) {
@@ -199,6 +207,7 @@ static inline __attribute__((always_inline)) void write_event(uint64_t slot, uin
         rec->u.ev.first_close_stack = first_close;
         rec->u.ev.test = test;
         rec->u.ev.result = result;
+        rec->u.ev.thread_stack = thread_stack;
         /* no timestamp: the CLI orders by slot, and a clock read per event is cost without use */
     }
     clk_journal_publish(slot, rec, type);
@@ -232,7 +241,7 @@ static void track_open_ns(uint64_t ns, uint8_t backend, uint64_t handle, uint32_
     else
         INC(connects);
     write_event(clk_journal_reserve(0), ns == NS_CHECKOUT ? CONNLEAK_REC_CHECKOUT : CONNLEAK_REC_OPEN, backend,
-                flags, handle, stack, target, 0, 0, test, result);
+                flags, handle, stack, target, 0, 0, test, result, clk_thread_stack);
 }
 
 /* The redacted target of the last raw target this thread opened: loops reopen the same one. */
@@ -320,7 +329,7 @@ static enum clk_close_verdict close_begin_ns(uint64_t ns, uint8_t backend, uint6
         INC(doubles);
         remember_left_field(handle ^ ns, p->backend, stack, 1);
         write_event(p->slot, CONNLEAK_REC_DOUBLE_CLOSE, p->backend, 0, handle, stack, target, p->open_stack,
-                    p->first_close_stack, test, 0);
+                    p->first_close_stack, test, 0, 0);
         p->slot = 0;
         return CLK_CLOSE_SKIP;
     }
@@ -334,7 +343,7 @@ static void close_done_ns(uint64_t ns, struct clk_pending *p, int gone, int resu
     if (p->kind == CONNLEAK_REC_UNKNOWN_CLOSE) {
         INC(unknowns);
         remember_left_field(p->handle ^ ns, p->backend, p->stack, 0);
-        write_event(p->slot, CONNLEAK_REC_UNKNOWN_CLOSE, p->backend, 0, p->handle, p->stack, 0, 0, 0, 0, result);
+        write_event(p->slot, CONNLEAK_REC_UNKNOWN_CLOSE, p->backend, 0, p->handle, p->stack, 0, 0, 0, 0, result, 0);
         return;
     }
     if (!gone) {
@@ -345,13 +354,13 @@ static void close_done_ns(uint64_t ns, struct clk_pending *p, int gone, int resu
             s->v[0] = (s->v[0] & ~0xffull) | ST_OPEN;
         clk_table_unlock(held);
         /* SQLITE_BUSY: the connection stays open */
-        write_event(p->slot, CONNLEAK_REC_CLOSE_BUSY, p->backend, 0, p->handle, p->stack, 0, 0, 0, 0, result);
+        write_event(p->slot, CONNLEAK_REC_CLOSE_BUSY, p->backend, 0, p->handle, p->stack, 0, 0, 0, 0, result, 0);
         return;
     }
     DEC(open);
     INC(closes);
     write_event(p->slot, CONNLEAK_REC_CLOSE, p->backend, p->flags, p->handle, p->stack, 0, p->open_stack, 0, 0,
-                result);
+                result, 0);
 }
 
 enum clk_close_verdict clk_track_close_begin(uint8_t backend, uint64_t handle, uint32_t stack,
@@ -455,7 +464,7 @@ __attribute__((visibility("default"))) int connleak_record(connleak_event event,
         if (was_out)
             DEC(checked_out);
         write_event(clk_journal_reserve(0), CONNLEAK_REC_CHECKIN, b, CONNLEAK_RAWF_POOL, h,
-                    stack, 0, 0, 0, 0, 0);
+                    stack, 0, 0, 0, 0, 0, 0);
         return 0;
     }
     case CONNLEAK_EVENT_CLOSE:
