@@ -58,6 +58,10 @@ static void *thread_start(void *p)
     return start(arg);
 }
 
+/* Nonzero while this thread is in our own work below (start-up or a walk creating a thread:
+ * that one is passed on as it is). */
+static __thread int in_create __attribute__((tls_model("initial-exec")));
+
 typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 static const char *const libc_libs[] = {"libc.so.6", "libpthread.so.0", NULL};
 
@@ -68,15 +72,15 @@ __attribute__((visibility("default"))) int pthread_create(pthread_t *thread, con
     create_fn real = (create_fn)clk_real_cached(&real_slot, "pthread_create", libc_libs);
     if (!real)
         return EAGAIN; /* no libc's to call: cannot happen in a dynamically linked program */
-    if (clk_busy)
+    if (in_create)
         return real(thread, attr, start, arg);
     int saved = errno;
-    clk_busy = 1;
+    in_create = 1;
     clk_ensure_init();
     /* called here, in the interposed function itself: clk_stack_here's cache is keyed by its caller */
     uint32_t stack = clk_stack_here(clk_opts.stack_depth, 0);
     struct handoff *h = stack ? claim() : NULL;
-    clk_busy = 0;
+    in_create = 0;
     errno = saved;
     if (!h)
         return real(thread, attr, start, arg);
