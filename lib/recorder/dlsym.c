@@ -10,22 +10,25 @@
  *    the object its caller's return address lies in; a jump leaves that return
  *    address in place, so these lookups give exactly what they give without
  *    us, also for other interposers looking up their next function. One
- *    exception, asked first (clk_dlsym_route): a wrapped name whose library
- *    is not in the process, where glibc would find only our exported wrapper,
- *    is answered NULL (a program probing for SQLite must not be fooled).
+ *    exception, asked first (clk_dlsym_route, given the caller's return
+ *    address): a wrapped name that neither the global scope nor the caller's
+ *    own defines, where glibc would find only our exported wrapper, is
+ *    answered NULL, as without us (a program probing for SQLite must not be
+ *    fooled).
  *  - A real handle goes to clk_dlsym_handle: when the name is one of the
  *    functions wrap_sqlite.c and wrap_libpq.c interpose and glibc's answer is
- *    the very function our wrapper calls (its CLK_REAL_SLOT, found as the
- *    wrapper finds it), the answer is our wrapper. Any other answer, a copy of the library
- *    from another file or namespace included, is passed on unchanged.
+ *    the very function our wrapper calls wherever it is called from (the
+ *    global copy's, or the only copy loaded: real.c), the answer is our
+ *    wrapper. Any other answer, a copy of the library from another file or
+ *    namespace included, is passed on unchanged.
  *
  * glibc's dlsym is found with dlvsym(RTLD_NEXT, "dlsym", version) on first use
  * (whichever thread, before our constructor or in a fork child alike: one
  * atomic pointer, no lock held, nothing allocated by us). Our own lookups stay
- * unchanged: clk_real (real.c) raises clk_real_depth while it runs, and a
+ * unchanged: real.c raises clk_real_depth while it looks up, and a
  * lookup made then is passed straight through, so it can never find a wrapper
- * or come back here. dlerror(): the extra lookups are done before glibc's
- * dlsym is called for the caller, so what dlerror() then says is that call's.
+ * or come back here. dlerror(): glibc's dlsym is called for the caller last
+ * (again, after ours, on a handle), so what dlerror() then says is that call's.
  *
  * Not covered: a pointer to glibc's own dlsym (fetched with dlvsym, which
  * passes over our unversioned definition; dlvsym itself does not find the
@@ -47,7 +50,7 @@ typedef void *(*dlsym_fn)(void *, const char *);
 /* The next dlsym (glibc's), read by the stub; NULL until first use. */
 CLK_HIDDEN void *clk_dlsym_next;
 CLK_HIDDEN void *clk_dlsym_handle(void *handle, const char *name);
-CLK_HIDDEN void *clk_dlsym_route(const char *name);
+CLK_HIDDEN void *clk_dlsym_route(const char *name, uintptr_t caller);
 /* Our own stub's address (a hidden label on it): the next dlsym must not be us. */
 CLK_HIDDEN extern char clk_dlsym_self[];
 
@@ -73,6 +76,7 @@ __asm__(".pushsection .text\n"
         "subq $8, %rsp\n" /* 16-byte alignment at the call */
         ".cfi_adjust_cfa_offset 8\n"
         "movq %rsi, %rdi\n"
+        "movq 24(%rsp), %rsi\n" /* the caller's return address */
         "call clk_dlsym_route\n" /* glibc's dlsym, or NULL: answer NULL */
         "addq $8, %rsp\n"
         ".cfi_adjust_cfa_offset -8\n"
@@ -121,13 +125,14 @@ static const struct clk_wrapped *find_wrapped(const char *name)
 
 /* RTLD_DEFAULT and RTLD_NEXT: a program probing whether SQLite or libpq is
  * there (dlsym(RTLD_DEFAULT, "sqlite3_open_v2")) would find our exported
- * wrapper even with no such library in the process. Nonzero then: the stub
- * answers NULL, and a failed lookup of ours leaves the "undefined symbol"
- * message that dlerror() would give without us. */
-static int absent(const char *name, dlsym_fn next)
+ * wrapper even with no such library in its reach (none at all, or one loaded
+ * RTLD_LOCAL by someone else). Nonzero then: the stub answers NULL, and a
+ * failed lookup of ours leaves the "undefined symbol" message that dlerror()
+ * would give without us. */
+static int absent(const char *name, uintptr_t caller, dlsym_fn next)
 {
     const struct clk_wrapped *w = clk_real_depth ? NULL : find_wrapped(name);
-    if (!w || clk_real_cached(w->real, w->name, w->libs))
+    if (!w || clk_real_reachable(w->family, w->index, caller))
         return 0;
     /* something before us in the global scope may define it (a program exporting
      * its own static copy): then the caller's lookup goes ahead unchanged */
@@ -139,12 +144,12 @@ static int absent(const char *name, dlsym_fn next)
 
 /* Where the stub sends RTLD_DEFAULT and RTLD_NEXT: glibc's dlsym, or NULL
  * (no dlsym to go to, or a wrapped name with nothing to find). */
-__attribute__((used)) void *clk_dlsym_route(const char *name)
+__attribute__((used)) void *clk_dlsym_route(const char *name, uintptr_t caller)
 {
     dlsym_fn next = (dlsym_fn)__atomic_load_n(&clk_dlsym_next, __ATOMIC_ACQUIRE);
     if (!next && !(next = (dlsym_fn)dlsym_resolve()))
         return NULL;
-    return absent(name, next) ? NULL : (void *)next;
+    return absent(name, caller, next) ? NULL : (void *)next;
 }
 
 __attribute__((used)) void *clk_dlsym_handle(void *handle, const char *name)
@@ -153,12 +158,14 @@ __attribute__((used)) void *clk_dlsym_handle(void *handle, const char *name)
     if (!next && !(next = (dlsym_fn)dlsym_resolve()))
         return NULL;
     const struct clk_wrapped *w = clk_real_depth ? NULL : find_wrapped(name);
-    if (!w)
-        return next(handle, name);
-    void *want = clk_real_cached(w->real, w->name, w->libs); /* the function the wrapper calls */
-    /* the caller's own lookup last: dlerror() then reports it, not ours */
     void *f = next(handle, name);
-    return f && f == want ? w->wrapper : f;
+    if (!w || !f)
+        return f;
+    /* the wrapper, wherever it is called from, would call f: hand out the wrapper */
+    int wrap = clk_real_everyones(w->family, w->index, f);
+    /* the caller's own lookup last: dlerror() then reports it, not ours */
+    void *again = next(handle, name);
+    return wrap && again == f ? w->wrapper : again;
 }
 
 #else

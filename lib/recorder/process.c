@@ -11,7 +11,7 @@
 
 #include "recorder.h"
 
-__thread int clk_in_wrapper __attribute__((tls_model("initial-exec")));
+__thread int clk_busy __attribute__((tls_model("initial-exec")));
 __thread uint32_t clk_cached_tid __attribute__((tls_model("initial-exec")));
 int clk_ready;
 
@@ -105,7 +105,7 @@ __attribute__((destructor)) static void clk_fini(void)
 {
     if (__atomic_load_n(&clk_ready, __ATOMIC_ACQUIRE) != 2 || __atomic_exchange_n(&finished, 1, __ATOMIC_ACQ_REL))
         return;
-    clk_in_wrapper++;
+    clk_busy++; /* a wrapper entered meanwhile (a signal handler) passes its call on, unrecorded */
     if (clk_journal_active()) {
         /* a fork child has its parent's objects, and the loader's lock may have
          * been held by a parent thread at fork time: no rescan there */
@@ -117,7 +117,7 @@ __attribute__((destructor)) static void clk_fini(void)
     }
     else if (clk_opts.report)
         clk_print_report();
-    clk_in_wrapper--;
+    clk_busy--;
 }
 
 /* ---- start ---- */
@@ -173,11 +173,11 @@ static void stop_following(void)
 
 static void start(void)
 {
-    clk_in_wrapper++;
+    clk_busy++; /* as in clk_fini: no event is recorded half-way through start-up on this thread */
     clk_stack_init();
     if (other_copy_serves()) {
         clk_opts.report = 0;
-        clk_in_wrapper--;
+        clk_busy--;
         return;
     }
 #ifdef CLK_LINKABLE
@@ -214,7 +214,7 @@ static void start(void)
     if (!clk_opts.follow_children)
         stop_following();
     pthread_atfork(prepare_fork, after_fork_parent, after_fork_child);
-    clk_in_wrapper--;
+    clk_busy--;
 }
 
 void clk_ensure_init_slow(void)

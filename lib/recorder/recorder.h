@@ -40,8 +40,13 @@ CLK_HIDDEN int clk_options_parse(const char *spec, char *err, size_t errlen);
 #define CLK_TLS_SCALE 1
 #endif
 
-/* ---- guard: per-thread re-entry depth (initial-exec TLS: no allocation on first use) ---- */
-CLK_HIDDEN extern __thread int clk_in_wrapper __attribute__((tls_model("initial-exec")));
+/* ---- guard: nonzero while this thread runs the recorder's own bookkeeping ----
+ * (start-up, exit, and a wrapper's work before and after its real call, never
+ * the real call itself). A wrapper entered meanwhile (a signal handler opening a
+ * connection) passes its call straight on, unrecorded: our locks are not
+ * re-entrant. Nothing else is kept across a wrapped call, so a longjmp out of
+ * one leaves no state behind. Initial-exec TLS: no allocation on first use. */
+CLK_HIDDEN extern __thread int clk_busy __attribute__((tls_model("initial-exec")));
 
 /* ---- stack.c ---- */
 /* The interned stack (0: none) of up to max return addresses above the
@@ -61,23 +66,6 @@ CLK_HIDDEN int clk_addr_is_ours(uint64_t ip);
 /* The address range of a loaded object's PT_LOAD segments. */
 struct dl_phdr_info;
 CLK_HIDDEN void clk_phdr_bounds(const struct dl_phdr_info *info, uint64_t *lo, uint64_t *hi);
-
-/* ---- pyframes.c: the calling thread's Python frames ---- */
-#define CLK_PY_TAG CONNLEAK_RAW_PY_TAG
-/* 1: an interpreter whose frames are read; 0: not looked for yet; -1: unsupported; -2: none (yet) */
-CLK_HIDDEN extern int clk_py_active;
-CLK_HIDDEN void clk_py_detect(void);
-/* The stack c_id with this thread's Python frames first, up to max words. */
-CLK_HIDDEN uint32_t clk_py_stack(uint32_t c_id, int max);
-static inline uint32_t clk_py_merge(uint32_t c_id, int max)
-{
-    int a = __atomic_load_n(&clk_py_active, __ATOMIC_ACQUIRE);
-    if (a < 0)
-        return c_id;
-    if (a == 0)
-        clk_py_detect();
-    return clk_py_stack(c_id, max);
-}
 
 /* ---- table.c: sharded open-addressing map u64 -> 3×u64 ---- */
 struct clk_slot {
@@ -198,7 +186,9 @@ struct clk_leak_view {
 CLK_HIDDEN void clk_track_each_open(void (*fn)(const struct clk_leak_view *, void *), void *ctx);
 CLK_HIDDEN uint32_t clk_current_test(void);
 
-/* ---- real.c: the database libraries' own functions ---- */
+/* ---- real.c: the functions behind the wrappers ---- */
+/* The real `name` for the recorder's own use (Criterion's functions): the next
+ * definition after us, else the library `libs` names (soname, then stem). */
 CLK_HIDDEN void *clk_real(const char *name, const char *const *libs);
 /* *slot, or the real `name` from `libs` looked up into it on first use (the
  * library may be loaded after us). */
@@ -215,24 +205,88 @@ static inline void *clk_real_cached(void **slot, const char *name, const char *c
         static void *cached_;                                       \
         (type) clk_real_cached(&cached_, #name, libs);              \
     })
-/* A wrapped function's real one: one slot, declared at file scope with
- * CLK_REAL_SLOT before the wrapper, that the wrapper and dlsym.c (through the
- * CLK_WRAPPED table entry) share. */
-#define CLK_REAL_SLOT(fn) static void *clk_real_slot_##fn
-#define CLK_REAL_WRAPPED(type, fn, libs) ((type)clk_real_cached(&clk_real_slot_##fn, #fn, libs))
+
+/* A family: the functions of one database library the wrappers need, the
+ * wrapped ones first, then the unwrapped ones they call (sqlite3_db_filename,
+ * PQstatus...), always taken from the same copy of the library as the call
+ * they serve. A wrapper passes its call on to what the dynamic linker would
+ * have bound its caller to without us (real.c says how that is found). */
+#define CLK_NAMES_MAX 12
+#define CLK_CALLERS 8
+struct clk_real {
+    void *fn;                    /* NULL: not in this copy */
+    uintptr_t self_lo, self_len; /* a call from these addresses is the library calling itself */
+};
+/* The family's functions as one caller reaches them. */
+struct clk_copy {
+    struct clk_real r[CLK_NAMES_MAX];
+    int note; /* the family's own note on this copy, 0 until it writes one (SQLite: a version test) */
+};
+/* real.c's cache of the copies callers outside the global scope reach, by calling object. */
+struct clk_caller {
+    uint32_t seq; /* odd while being written; 0: never written */
+    uint64_t gen; /* the loader's load and unload count when resolved */
+    uintptr_t lo, hi;
+    struct clk_copy copy;
+};
+struct clk_family {
+    const char *const *libs;  /* sonames, most likely first; libs[0] up to its first dot is the stem */
+    const char *const *names; /* NULL-terminated, wrapped names first */
+    int nwrapped;
+    /* dlsym(RTLD_NEXT)'s answers: what every caller is bound to (the fast path:
+     * one load), shared with dlsym.c */
+    struct clk_copy global;
+    uint64_t global_gen; /* loader count + 1 when global was looked up; 0: look again */
+    clk_lock_t cache_mu; /* writers of callers[] (trylock only: readers never wait) */
+    unsigned cache_next;
+    struct clk_caller callers[CLK_CALLERS];
+};
+/* The copy of a call to wrapped function i from return address ra when it is
+ * not the global one: copied into *own. Never fails: when nothing can be
+ * found, the call ends as the dynamic linker ends an unbound call. */
+CLK_HIDDEN void *clk_real_slow(struct clk_family *fam, int i, uintptr_t ra, struct clk_copy *own);
+/* Wrapped function i's real function for a call from ra, and in *c its copy
+ * (the global one, or *own). */
+static inline void *clk_real_for(struct clk_family *fam, int i, void *ra, struct clk_copy *own,
+                                 const struct clk_copy **c)
+{
+    void *f = __atomic_load_n(&fam->global.r[i].fn, __ATOMIC_ACQUIRE);
+    if (__builtin_expect(f != NULL, 1)) {
+        *c = &fam->global;
+        return f;
+    }
+    *c = own;
+    return clk_real_slow(fam, i, (uintptr_t)ra, own);
+}
+/* A helper function of c (NULL when absent). */
+static inline void *clk_copy_fn(const struct clk_copy *c, int i)
+{
+    return __atomic_load_n(&c->r[i].fn, __ATOMIC_RELAXED);
+}
+/* Is a call of wrapped function i from ra the library calling itself (libpq's
+ * PQconnectdb calling PQconnectStart through its PLT)? Then it is part of the
+ * outer call, not an event of its own. */
+static inline int clk_self_call(const struct clk_copy *c, int i, void *ra)
+{
+    return (uintptr_t)ra - c->r[i].self_lo < c->r[i].self_len;
+}
+/* For dlsym.c: does the global scope or the scope of the object holding ra define wrapped function i? */
+CLK_HIDDEN int clk_real_reachable(struct clk_family *fam, int i, uintptr_t ra);
+/* For dlsym.c: does wrapped function i called from anywhere call f? */
+CLK_HIDDEN int clk_real_everyones(struct clk_family *fam, int i, void *f);
 
 /* ---- wrap_sqlite.c, wrap_libpq.c: what the preloaded library interposes (for dlsym.c) ---- */
 struct clk_wrapped {
-    const char *name;        /* NULL ends a table */
-    void *wrapper;           /* ours, through a hidden alias: never another object's definition */
-    const char *const *libs; /* where the wrapper looks its real function up (clk_real) */
-    void **real;             /* the wrapper's CLK_REAL_SLOT: the real function, once found */
+    const char *name;           /* NULL ends a table */
+    void *wrapper;              /* ours, through a hidden alias: never another object's definition */
+    struct clk_family *family;  /* where the wrapper finds its real function */
+    int index;                  /* the name's index in the family */
 };
 CLK_HIDDEN extern const struct clk_wrapped clk_sqlite_wrapped[], clk_pq_wrapped[];
 /* A hidden alias of the wrapper `fn` defined above it in the same file. */
 #define CLK_OWN(fn) extern __typeof(fn) clk_own_##fn __attribute__((alias(#fn), visibility("hidden")))
-#define CLK_WRAPPED(fn, libs) {#fn, (void *)clk_own_##fn, libs, &clk_real_slot_##fn}
-/* real.c: nonzero on a thread while clk_real looks a function up (dlsym.c passes those through). */
+#define CLK_WRAPPED(fn, family, index) {#fn, (void *)clk_own_##fn, family, index}
+/* real.c: nonzero on a thread while the recorder looks functions up (dlsym.c passes those through). */
 CLK_HIDDEN extern __thread int clk_real_depth __attribute__((tls_model("initial-exec")));
 
 /* ---- redact.c (shared with harness/) ---- */
