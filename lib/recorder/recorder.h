@@ -67,6 +67,23 @@ CLK_HIDDEN int clk_addr_is_ours(uint64_t ip);
 struct dl_phdr_info;
 CLK_HIDDEN void clk_phdr_bounds(const struct dl_phdr_info *info, uint64_t *lo, uint64_t *hi);
 
+/* ---- pyframes.c: the calling thread's Python frames ---- */
+#define CLK_PY_TAG CONNLEAK_RAW_PY_TAG
+/* 1: an interpreter whose frames are read; 0: not looked for yet; -1: unsupported; -2: none (yet) */
+CLK_HIDDEN extern int clk_py_active;
+CLK_HIDDEN void clk_py_detect(void);
+/* The stack c_id with this thread's Python frames first, up to max words. */
+CLK_HIDDEN uint32_t clk_py_stack(uint32_t c_id, int max);
+static inline uint32_t clk_py_merge(uint32_t c_id, int max)
+{
+    int a = __atomic_load_n(&clk_py_active, __ATOMIC_ACQUIRE);
+    if (a < 0)
+        return c_id;
+    if (a == 0)
+        clk_py_detect();
+    return clk_py_stack(c_id, max);
+}
+
 /* ---- table.c: sharded open-addressing map u64 -> 3×u64 ---- */
 struct clk_slot {
     uint64_t key; /* 0 = free */
