@@ -91,3 +91,187 @@ Test(threads, a_merged_json_report_keeps_the_creator, TIMEOUT)
     clk_test_run_free(&r);
 }
 
+/* ---- pytest: the test of a finding is PYTEST_CURRENT_TEST's ---- */
+
+#define PYTHON "/usr/bin/python3"
+
+/* Skips the test, saying why, when Debian's python3-pytest is not installed. */
+static void need_pytest(void)
+{
+    clk_test_proc p;
+    clk_test_exec(ARGS(PYTHON, "-m", "pytest", "--version"), NULL, NULL, 0, &p);
+    int ok = p.status == 0;
+    clk_test_proc_free(&p);
+    if (!ok)
+        cr_skip_test("no pytest: %s -m pytest --version failed (Debian's python3-pytest is not installed)", PYTHON);
+}
+
+/* Writes `files` (name, text pairs, NULL-terminated) into a new directory and runs pytest -v on it
+ * under connleak. Returns the directory. */
+static char *run_pytest(const char *const *files, clk_test_run *r)
+{
+    char *dir = clk_test_mkdtemp();
+    for (int i = 0; files[i]; i += 2) {
+        char *path = clk_test_path(dir, files[i]);
+        cr_assert_eq(clk_test_write_file(path, files[i + 1], strlen(files[i + 1])), 0, "cannot write %s", path);
+        free(path);
+    }
+    /* run from there, as users do: pytest -v then prints the node ids it puts in PYTEST_CURRENT_TEST
+     * (each test runs in a worker process of its own: the directory change stays in it) */
+    cr_assert_eq(chdir(dir), 0, "cannot enter %s", dir);
+    /* nothing of the caller's pytest set-up (options, plug-ins, a test of its own) reaches this one */
+    clk_test_connleak(NULL, ARGS(PYTHON, "-m", "pytest", "-v", "-p", "no:cacheprovider", "--rootdir=.", "."),
+                      ARGS("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_CURRENT_TEST", "PYTHONDONTWRITEBYTECODE=1",
+                           "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1"),
+                      r);
+    return dir;
+}
+
+/* The node id pytest -v printed for the test named `name` ("test_file.py::test_leaky PASSED"). */
+static char *pytest_node_id(const char *out, const char *name)
+{
+    for (const char *line = out; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        const char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        const char *sep = memmem(line, n, "::", 2), *sp = memchr(line, ' ', n);
+        if (!sep || !sp || sep > sp)
+            continue;
+        size_t id = (size_t)(sp - line), nn = strlen(name);
+        if (id > nn + 2 && !memcmp(sp - nn, name, nn) && sp[-(long)nn - 1] == ':')
+            return strndup(line, id);
+    }
+    return NULL;
+}
+
+/* A clean test, a leaking one (a reference never given back: the interpreter's shutdown does not
+ * close it either), another clean one. */
+static const char test_file_py[] =
+    "import ctypes\n"
+    "import sqlite3\n"
+    "\n"
+    "KEPT = []\n"
+    "\n"
+    "\n"
+    "def test_clean_first():\n"
+    "    sqlite3.connect(':memory:').close()\n"
+    "\n"
+    "\n"
+    "def test_leaky():\n"
+    "    conn = sqlite3.connect(':memory:')\n"
+    "    KEPT.append(conn)\n"
+    "    ctypes.pythonapi.Py_IncRef(ctypes.py_object(conn))\n"
+    "\n"
+    "\n"
+    "def test_clean_last():\n"
+    "    sqlite3.connect(':memory:').close()\n";
+
+Test(pytest, the_leaking_test_is_named_as_pytest_names_it, TIMEOUT)
+{
+    need_pytest();
+    clk_test_run r;
+    char *dir = run_pytest(ARGS("test_file.py", test_file_py), &r);
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    clk_assert_summary(&r, "connects", 3);
+    clk_assert_summary(&r, "closes", 2);
+    clk_assert_summary(&r, "leaks", 1);
+    char *id = pytest_node_id(r.proc.out, "test_leaky");
+    cr_assert_not_null(id, "pytest printed no test_leaky:\n%s", clk_test_excerpt(r.proc.out));
+    cr_assert_str_eq(id, "test_file.py::test_leaky", "pytest's own name for it:\n%s", clk_test_excerpt(r.proc.out));
+    json_t *leak = json_array_get(json_object_get(r.report, "leaks"), 0);
+    cr_assert_str_eq(clk_test_str(leak, "test"), id, "the leak's test" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert(clk_test_contains(r.proc.err, ", test test_file.py::test_leaky)"), "text report names it:\n%s",
+              clk_test_excerpt(r.proc.err));
+
+    /* the CI formats name the same test */
+    char *junit = clk_test_path(r.dir, "r.xml"), *sarif = clk_test_path(r.dir, "r.sarif"),
+         *github = clk_test_path(r.dir, "r.github");
+    clk_test_proc p;
+    clk_test_exec(ARGS(clk_test_cli(), "report", "--quiet", "--format", "junit", "--output", junit, "--format",
+                       "sarif", "--output", sarif, "--format", "github", "--output", github, r.json_path),
+                  NULL, NULL, 0, &p);
+    cr_assert_eq(p.status, 23, "report exit %d: %s", p.status, clk_test_excerpt(p.err));
+    char *text = clk_test_read_file(junit, NULL);
+    cr_assert(clk_test_contains(text, "name=\"test_file.py::test_leaky\""), "JUnit testcase:\n%s",
+              clk_test_excerpt(text));
+    free(text);
+    json_error_t err;
+    json_t *s = json_load_file(sarif, 0, &err);
+    json_t *result = json_array_get(json_object_get(json_array_get(json_object_get(s, "runs"), 0), "results"), 0);
+    cr_assert_str_eq(clk_test_str(json_object_get(result, "properties"), "test"), "test_file.py::test_leaky",
+                     "SARIF result's test: %s", clk_test_dump(s));
+    json_decref(s);
+    text = clk_test_read_file(github, NULL);
+    cr_assert(clk_test_contains(text, "test test_file.py::test_leaky"), "GitHub annotation:\n%s",
+              clk_test_excerpt(text));
+    free(text);
+    clk_test_proc_free(&p);
+    free(junit);
+    free(sarif);
+    free(github);
+    free(id);
+    clk_test_rmtree(dir);
+    clk_test_run_free(&r);
+}
+
+/* A fixture's opens keep pytest's phase; a program a test runs is that test's. */
+static const char test_phases_py[] =
+    "import ctypes\n"
+    "import os\n"
+    "import sqlite3\n"
+    "import subprocess\n"
+    "\n"
+    "import pytest\n"
+    "\n"
+    "\n"
+    "def leak():\n"
+    "    conn = sqlite3.connect(':memory:')\n"
+    "    ctypes.pythonapi.Py_IncRef(ctypes.py_object(conn))\n"
+    "\n"
+    "\n"
+    "@pytest.fixture\n"
+    "def leaky_fixture():\n"
+    "    leak()\n"
+    "    yield\n"
+    "    leak()\n"
+    "\n"
+    "\n"
+    "def test_with_fixture(leaky_fixture):\n"
+    "    pass\n"
+    "\n"
+    "\n"
+    "def test_runs_a_program():\n"
+    "    subprocess.run([os.environ['FX_THREADS'], 'leak'], check=True)\n";
+
+Test(pytest, fixtures_keep_their_phase_and_programs_belong_to_their_test, TIMEOUT)
+{
+    need_pytest();
+    char *fx = clk_test_fixture("fx_threads");
+    setenv("FX_THREADS", fx, 1);
+    clk_test_run r;
+    char *dir = run_pytest(ARGS("test_phases.py", test_phases_py), &r);
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    clk_assert_summary(&r, "leaks", 5);
+    const char *want[][2] = {
+        {"leak", "test_phases.py::test_with_fixture (setup)"},
+        {"leak", "test_phases.py::test_with_fixture (teardown)"},
+        {"spawn_worker", "test_phases.py::test_runs_a_program"},
+    };
+    for (size_t w = 0; w < sizeof want / sizeof *want; w++) {
+        int found = 0;
+        json_t *leaks = json_object_get(r.report, "leaks"), *leak;
+        size_t i;
+        json_array_foreach(leaks, i, leak)
+        {
+            json_t *frames = json_object_get(leak, "opened_at");
+            json_t *created = json_object_get(leak, "thread_created_at");
+            if ((clk_test_frames_name(frames, want[w][0]) || clk_test_frames_name(created, want[w][0])) &&
+                !strcmp(clk_test_str(leak, "test"), want[w][1]))
+                found = 1;
+        }
+        cr_assert(found, "no leak by %s in test %s" CLK_CTX_FMT, want[w][0], want[w][1], CLK_CTX(&r));
+    }
+    clk_test_rmtree(dir);
+    clk_test_run_free(&r);
+}
