@@ -103,6 +103,9 @@ struct clk_report {
     int ncommand;
     struct {
         uint64_t processes, connects, closes, leaks, double_closes, unknown_closes, suppressed, baselined;
+        /* the most connections one process had open at once: [0] any backend, [1] sqlite,
+         * [2] postgres (CONNLEAK_RAW_*); the largest over the processes */
+        uint64_t peak_open[3];
     } summary;
     struct clk_finding **findings;
     size_t nfindings, capfindings;
@@ -233,7 +236,8 @@ int clk_json_end(struct clk_json *j);
 /* Length of the well-formed UTF-8 sequence at p (1 for ASCII), 0 when it is not one. */
 int clk_utf8_len(const unsigned char *p);
 /* render.c: the summary object the JSON report and SARIF's run properties share. */
-void clk_render_summary_json(struct clk_json *j, const struct clk_report *r);
+/* with_peak: also peak_open and peak_open_by_backend (the JSON report's; SARIF's properties keep SPEC's) */
+void clk_render_summary_json(struct clk_json *j, const struct clk_report *r, int with_peak);
 
 /* suppress.c: LeakSanitizer-style suppressions (leak:, double_close:, unknown_close: with * globs). */
 struct clk_suppressions;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "rawfmt.h"
 
 static const char *istr(json_t *o, const char *key)
 {
@@ -143,6 +144,16 @@ int clk_load_json(struct clk_report *r, const char *path)
     r->summary.processes += summary_field(s, "processes");
     r->summary.connects += summary_field(s, "connects");
     r->summary.closes += summary_field(s, "closes");
+    /* a peak is one process's: merged reports keep the largest */
+    uint64_t peak = summary_field(s, "peak_open");
+    if (peak > r->summary.peak_open[0])
+        r->summary.peak_open[0] = peak;
+    json_t *by = json_object_get(s, "peak_open_by_backend");
+    for (int b = CONNLEAK_RAW_SQLITE; b <= CONNLEAK_RAW_POSTGRES; b++) {
+        uint64_t v = summary_field(by, b == CONNLEAK_RAW_SQLITE ? "sqlite" : "postgres");
+        if (v > r->summary.peak_open[b])
+            r->summary.peak_open[b] = v;
+    }
     int rc = 0;
     const char *lists[] = {"leaks", "left_field_closes", "suppressed"};
     for (int l = 0; l < 3 && !rc; l++) {

@@ -56,6 +56,10 @@ struct proc {
     struct clk_map pool_open;  /* handle -> open_conn (connleak_record connects) */
     struct clk_map checkouts;  /* handle -> open_conn */
     int wrapper_events, exited;
+    /* connections open at once: now and at most, overall ([0]) and per backend; wrappers' and a pool's */
+    struct peak {
+        uint64_t now[3], max[3];
+    } peak, pool_peak;
     uint64_t pool_connects, pool_closes; /* counted where no wrapper saw the connections */
     uint64_t corrupt, lost;
     uint64_t dangling; /* references to stacks or strings the journal does not hold */
@@ -329,6 +333,22 @@ static struct open_conn *remember(struct proc *p, struct clk_map *m, uint64_t ha
     return c;
 }
 
+/* One more (up 1) or one fewer (-1) connection open, of backend b. */
+static void count_open(struct peak *k, uint8_t b, int up)
+{
+    int i = b < 3 ? b : 0;
+    if (up > 0) {
+        if (++k->now[0] > k->max[0])
+            k->max[0] = k->now[0];
+        if (i && ++k->now[i] > k->max[i])
+            k->max[i] = k->now[i];
+    } else {
+        k->now[0] -= k->now[0] > 0;
+        if (i)
+            k->now[i] -= k->now[i] > 0;
+    }
+}
+
 static int forget(struct proc *p, struct clk_map *m, uint64_t handle)
 {
     void **slot = clk_map_slot(m, handle, 0);
@@ -338,6 +358,16 @@ static int forget(struct proc *p, struct clk_map *m, uint64_t handle)
     c->next_free = p->free_conns;
     p->free_conns = c;
     *slot = NULL;
+    return 1;
+}
+
+/* forget() of a connection that counted as open */
+static int forget_counted(struct proc *p, struct clk_map *m, uint64_t handle, int pool)
+{
+    struct open_conn *c = clk_map_get(m, handle);
+    if (!c || !forget(p, m, handle))
+        return 0;
+    count_open(pool ? &p->pool_peak : &p->peak, c->backend, -1);
     return 1;
 }
 
@@ -358,6 +388,8 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
             break;
         case CONNLEAK_REC_OPEN:
             /* an address still open here was freed by a path we did not see: not a leak */
+            if (!clk_map_get(conns, h))
+                count_open(pool ? &p->pool_peak : &p->peak, e->backend, 1);
             remember(p, conns, h, e);
             if (!pool) {
                 p->wrapper_events = 1;
@@ -367,7 +399,7 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
             }
             break;
         case CONNLEAK_REC_CLOSE:
-            if (forget(p, conns, h)) {
+            if (forget_counted(p, conns, h, pool)) {
                 if (!pool)
                     r->summary.closes++;
                 else
@@ -376,7 +408,7 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
             break;
         case CONNLEAK_REC_UNKNOWN_CLOSE:
             /* open in the journal but not in the tracker: connleak_clear() came between */
-            if (forget(p, conns, h)) {
+            if (forget_counted(p, conns, h, pool)) {
                 if (!pool)
                     r->summary.closes++;
                 else
@@ -544,6 +576,11 @@ static int load_raw(struct clk_report *r, const char *path, uint64_t only_run)
             free(b->stack.f);
     }
     clk_map_free(&p.blobs);
+    /* the most connections this process had open at once (a pool's where no wrapper saw them) */
+    const struct peak *k = p.wrapper_events ? &p.peak : &p.pool_peak;
+    for (int i = 0; i < 3; i++)
+        if (k->max[i] > r->summary.peak_open[i])
+            r->summary.peak_open[i] = k->max[i];
     clk_map_free(&p.frames);
     while (p.chunks) {
         struct chunk *c = p.chunks;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "rawfmt.h"
 
 static const struct {
     const char *name;
@@ -64,7 +65,7 @@ void clk_render_details(struct clk_buf *b, const struct clk_finding *f, const ch
         clk_buf_add(b, ")", 1);
 }
 
-void clk_render_summary_json(struct clk_json *j, const struct clk_report *r)
+void clk_render_summary_json(struct clk_json *j, const struct clk_report *r, int with_peak)
 {
     clk_json_open(j, '{');
     clk_json_key_int(j, "processes", (long long)r->summary.processes);
@@ -75,6 +76,14 @@ void clk_render_summary_json(struct clk_json *j, const struct clk_report *r)
     clk_json_key_int(j, "unknown_closes", (long long)r->summary.unknown_closes);
     clk_json_key_int(j, "suppressed", (long long)r->summary.suppressed);
     clk_json_key_int(j, "baselined", (long long)r->summary.baselined);
+    if (with_peak) {
+        clk_json_key_int(j, "peak_open", (long long)r->summary.peak_open[0]);
+        clk_json_key(j, "peak_open_by_backend");
+        clk_json_open(j, '{');
+        clk_json_key_int(j, "sqlite", (long long)r->summary.peak_open[CONNLEAK_RAW_SQLITE]);
+        clk_json_key_int(j, "postgres", (long long)r->summary.peak_open[CONNLEAK_RAW_POSTGRES]);
+        clk_json_close(j, '}');
+    }
     clk_json_close(j, '}');
 }
 

@@ -131,7 +131,7 @@ int clk_render_json(const struct clk_report *r, FILE *out, const struct clk_rend
     clk_json_raw(&j, "{\n  \"version\": 1,\n  \"command\": ");
     strings(&j, r->command, (size_t)(r->ncommand > 0 ? r->ncommand : 0));
     clk_json_raw(&j, ",\n  \"summary\": ");
-    clk_render_summary_json(&j, r);
+    clk_render_summary_json(&j, r, 1);
     clk_json_raw(&j, ",\n");
     struct clk_frame_memo memo = {0};
     findings(&j, &memo, r, "leaks", 0);

@@ -460,7 +460,7 @@ int clk_render_sarif(const struct clk_report *r, FILE *out, const struct clk_ren
     clk_json_key(&j, "properties");
     clk_json_open(&j, '{');
     clk_json_key(&j, "summary");
-    clk_render_summary_json(&j, r);
+    clk_render_summary_json(&j, r, 0);
     if (total > SARIF_MAX_RESULTS) {
         clk_json_key(&j, "resultsTruncated");
         clk_json_bool(&j, 1);

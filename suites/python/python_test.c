@@ -178,3 +178,28 @@ Test(python, embedded_interpreter, TIMEOUT)
     cr_assert_str_eq(clk_test_str(f, "file"), "<string>", "file" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
 }
+
+/* summary.peak_open: the most connections one process had open at once (issue 14). */
+Test(python, peak_open, TIMEOUT)
+{
+    const char *py = python(11) ? python(11) : python(12);
+    if (!py)
+        cr_skip_test("no Python 3.11 or 3.12 on this machine");
+    clk_test_run r;
+    const char *cmd[] = {py, "-c",
+                         "import sqlite3\n"
+                         "a = [sqlite3.connect(':memory:') for _ in range(5)]\n"
+                         "[c.close() for c in a]\n"
+                         "b = [sqlite3.connect(':memory:') for _ in range(3)]\n"
+                         "[c.close() for c in b]\n",
+                         NULL};
+    clk_test_connleak(NULL, cmd, NULL, &r);
+    clk_assert_report(&r);
+    clk_assert_status(&r, 0);
+    clk_assert_summary(&r, "connects", 8);
+    clk_assert_summary(&r, "peak_open", 5);
+    json_t *by = json_object_get(json_object_get(r.report, "summary"), "peak_open_by_backend");
+    cr_assert_eq(clk_test_int(by, "sqlite"), 5, "by backend" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert_eq(clk_test_int(by, "postgres"), 0, "by backend" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
