@@ -8,14 +8,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "recorder.h"
+#include "host.h"
 
 #define CHUNK_BYTES CONNLEAK_RAW_CHUNK
 #define PER_CHUNK (CHUNK_BYTES / CONNLEAK_RAW_SLOT)
 #define MAX_CHUNKS 16384u /* 16 GiB of journal; past that events are counted as lost */
 #define CHUNK_DONE ((char *)1)
 
+/* The journal's descriptor, parked out of the program's way (fd.c); the
+ * program may still close it (closefrom, close_range), so it is checked
+ * before each use and the file opened again by its name when it is gone. */
 static int jfd = -1;
+static struct clk_held jheld;
+static char jname[64];
 static uint64_t next_slot;              /* atomic: next free slot index */
 static char *chunks[MAX_CHUNKS];        /* atomic pointers; CHUNK_DONE once fully written and unmapped */
 static uint32_t committed[MAX_CHUNKS];  /* atomic: slots finished per chunk */
@@ -41,10 +46,35 @@ int clk_journal_active(void)
     return __atomic_load_n(&jfd, __ATOMIC_ACQUIRE) >= 0;
 }
 
+static int open_run_dir(void);
+
+/* Under map_mu: our descriptor is gone (the program closed it, maybe reused
+ * the number): the same file again, by its name in the run directory, or
+ * nothing (the events are then counted as lost). Never the program's file. */
+static void reopen(void)
+{
+    int dfd = open_run_dir();
+    int fd = dfd < 0 ? -1 : openat(dfd, jname, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd >= 0)
+        close(dfd);
+    struct clk_held h;
+    clk_held_set(&h, fd);
+    if (fd >= 0 && (h.dev != jheld.dev || h.ino != jheld.ino)) {
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0)
+        return;
+    jheld.fd = clk_fd_park(fd);
+    __atomic_store_n(&jfd, jheld.fd, __ATOMIC_RELEASE);
+}
+
 static char *map_chunk(uint64_t c)
 {
     pthread_mutex_lock(&map_mu);
     char *p = __atomic_load_n(&chunks[c], __ATOMIC_ACQUIRE);
+    if (!p && !clk_held_ok(&jheld))
+        reopen();
     if (!p) {
         off_t need = (off_t)(c + 1) * CHUNK_BYTES;
         struct stat st;
@@ -52,14 +82,17 @@ static char *map_chunk(uint64_t c)
          * here, and the events are counted as lost, not a SIGBUS in the
          * program at its next write into the mapping */
         struct rlimit fsize;
-        if (fstat(jfd, &st) == 0 && st.st_size < need &&
+        int fd = jheld.fd;
+        if (fd < 0 || fstat(fd, &st) != 0)
+            p = NULL;
+        else if (st.st_size < need &&
             ((getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY &&
               (rlim_t)need > fsize.rlim_cur) || /* growing past it would raise SIGXFSZ */
-             (fallocate(jfd, 0, (off_t)c * CHUNK_BYTES, CHUNK_BYTES) != 0 &&
-              ((errno != EOPNOTSUPP && errno != ENOSYS) || ftruncate(jfd, need) != 0))))
+             (fallocate(fd, 0, (off_t)c * CHUNK_BYTES, CHUNK_BYTES) != 0 &&
+              ((errno != EOPNOTSUPP && errno != ENOSYS) || ftruncate(fd, need) != 0))))
             p = NULL;
         else {
-            void *m = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, jfd, (off_t)c * CHUNK_BYTES);
+            void *m = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)c * CHUNK_BYTES);
             p = m == MAP_FAILED ? NULL : m;
         }
         if (p) {
@@ -192,6 +225,8 @@ static int create_file(void)
         if (fd < 0 && errno != EEXIST)
             break;
     }
+    if (fd >= 0)
+        memcpy(jname, name, sizeof jname);
     int saved = errno;
     close(dfd);
     errno = saved;
@@ -240,6 +275,9 @@ int clk_journal_start(int forked)
                      strerror(errno));
         return -1;
     }
+    fd = clk_fd_park(fd);
+    clk_held_set(&jheld, fd);
+    clk_owner_pid = getpid();
     reset_state();
     __atomic_add_fetch(&clk_journal_generation, 1, __ATOMIC_ACQ_REL);
     clk_intern_new_journal();
@@ -307,9 +345,26 @@ void clk_journal_after_fork_child(void)
         munmap(h, CONNLEAK_RAW_SLOT); /* the parent's: never to be written from here */
     if (fd < 0)
         return;
-    close(fd);
+    if (clk_held_ok(&jheld)) /* else the number is no longer ours to close */
+        close(fd);
+    jheld.fd = -1;
     if (clk_opts.follow_children && clk_journal_start(1) != 0)
-        clk_opts.report = 1; /* no journal: the findings are printed at exit, not lost */
+        clk_journal_fall_back();
+}
+
+/* No journal where `connleak run` asked for one (refused or unwritable
+ * directory, no descriptor left): the findings are printed at exit instead of
+ * lost, and a leak then fails the run as it would have with a journal: the
+ * process exits with the run's status for leaks, as LeakSanitizer does
+ * (23, CONNLEAK_OPTIONS=exitcode=N to change), unless the options set one. A
+ * run directory set by hand, without the CLI's run id, keeps the program's
+ * status (exitcode= still applies). */
+void clk_journal_fall_back(void)
+{
+    clk_opts.report = 1;
+    if (clk_opts.run_id && !clk_opts_exitcode_given)
+        clk_opts.exitcode = 23;
+    clk_report_keep_stderr();
 }
 
 /* Exit handlers ran: the CLI tells clean exits from crashes by this record. */

@@ -4,9 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "recorder.h"
+#include "host.h"
 
 struct clk_options clk_opts = {.stack_depth = CLK_DEFAULT_DEPTH, .report = 1, .follow_children = 1};
+int clk_opts_exitcode_given;
 
 static int parse_int(const char *v, size_t len, long lo, long hi, long *out)
 {
@@ -57,8 +58,10 @@ int clk_options_parse(const char *spec, char *err, size_t errlen)
 #define KEY(name) (klen == sizeof(name) - 1 && strncmp(p, name, klen) == 0)
         if (KEY("exitcode")) {
             bad = parse_int(v, vlen, 0, 255, &x);
-            if (!bad)
+            if (!bad) {
                 clk_opts.exitcode = (int)x;
+                clk_opts_exitcode_given = 1;
+            }
         } else if (KEY("stack_depth")) {
             bad = parse_int(v, vlen, 1, CLK_MAX_DEPTH, &x);
             if (!bad)

@@ -10,15 +10,86 @@
 #include <unistd.h>
 
 #include "output_path.h"
-#include "recorder.h"
+#include "host.h"
 
 /* Away from the hot path and at exit only: stdio-free all the same, since the
  * host's stdio may be half torn down by now. */
 static int out_fd = 2;
 
+/* stderr as it was at start, kept (parked) for the report: a program that
+ * closed its stderr and opened a file of its own on descriptor 2 must not find
+ * our report in that file. Also its name, to open it again if the program
+ * closed our copy too (closefrom). */
+static int kept;
+static struct clk_held start_err, report_out = {.fd = -1};
+static char start_err_path[256];
+
+void clk_report_keep_stderr(void)
+{
+    if (kept)
+        return;
+    kept = 1;
+    clk_held_set(&start_err, 2);
+    if (start_err.fd < 0)
+        return; /* no stderr at start: a report has nowhere to go */
+    int saved = errno;
+    clk_held_set(&report_out, clk_fd_park(fcntl(2, F_DUPFD_CLOEXEC, 3)));
+    ssize_t n = readlink("/proc/self/fd/2", start_err_path, sizeof start_err_path - 1);
+    start_err_path[n > 0 && start_err_path[0] == '/' ? n : 0] = 0;
+    errno = saved;
+}
+
+/* Where the report goes when no output= file takes it: -1 nowhere (stderr as
+ * it was at start is gone); *opened when the caller must close it. */
+static int report_fd(int *opened)
+{
+    *opened = 0;
+    if (!kept)
+        return 2;
+    if (clk_held_ok(&report_out))
+        return report_out.fd;
+    struct clk_held now = start_err;
+    now.fd = 2;
+    if (start_err.fd >= 0 && clk_held_ok(&now))
+        return 2;
+    if (start_err_path[0] && start_err.fd >= 0) {
+        int fd = open(start_err_path, O_WRONLY | O_APPEND | O_NOCTTY | O_CLOEXEC);
+        struct clk_held again = start_err;
+        again.fd = fd;
+        if (fd >= 0 && clk_held_ok(&again)) {
+            *opened = 1;
+            return fd;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    return -1;
+}
+
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void warn_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A line about the report itself, where the report would have gone. */
+static void warn_out(const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0 || out_fd < 0)
+        return;
+    if ((size_t)n > sizeof buf - 2)
+        n = sizeof buf - 2;
+    buf[n++] = '\n';
+    ssize_t w = write(out_fd, buf, (size_t)n);
+    (void)w;
+}
+
 static void say(const char *fmt, ...)
 {
+    if (out_fd < 0)
+        return;
     char buf[2048];
     va_list ap;
     va_start(ap, fmt);
@@ -28,6 +99,27 @@ static void say(const char *fmt, ...)
         ssize_t w = write(out_fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
         (void)w;
     }
+}
+
+#ifdef __GLIBC__
+extern FILE *_IO_list_all; /* glibc's list of open streams, which exit() flushes after the destructors */
+#endif
+
+/* _exit skips the flush of the program's streams that exit() does after us:
+ * done here as exit() does it, but a stream another thread holds (blocked in
+ * fgets on stdin...) is skipped rather than waited for. */
+static void flush_host_stdio(void)
+{
+#ifdef __GLIBC__
+    int n = 0;
+    for (FILE *f = _IO_list_all; f && n < 100000; f = f->_chain, n++)
+        if (ftrylockfile(f) == 0) {
+            fflush_unlocked(f);
+            funlockfile(f);
+        }
+#else
+    fflush(stdout);
+#endif
 }
 
 struct collect {
@@ -95,6 +187,8 @@ void clk_print_report(void)
      * written through; a device or pipe, or a name under /dev or /proc
      * (/dev/stderr), is appended to as it is (output_path.h) */
     char tmp[sizeof clk_opts.output + 8] = "";
+    int opened = 0;
+    out_fd = report_fd(&opened);
     if (clk_opts.output[0]) {
         int fd;
         if (clk_output_writes_through(clk_opts.output)) {
@@ -105,11 +199,15 @@ void clk_print_report(void)
             if (fd < 0)
                 tmp[0] = 0;
         }
-        if (fd >= 0)
+        if (fd >= 0) {
+            if (opened)
+                close(out_fd);
             out_fd = fd;
-        else
-            clk_warn("connleak: cannot write the report to %s: %s (written here instead)", clk_opts.output,
+            opened = 1;
+        } else {
+            warn_out("connleak: cannot write the report to %s: %s (written here instead)", clk_opts.output,
                      strerror(errno));
+        }
     }
     if (total) {
         col.cap = total;
@@ -155,13 +253,18 @@ void clk_print_report(void)
         (unsigned long long)c.connects, (unsigned long long)c.closes);
     if (col.v)
         munmap(col.v, col.cap * sizeof *col.v);
-    if (out_fd != 2)
+    if (opened)
         close(out_fd);
-    out_fd = 2;
     if (tmp[0] && rename(tmp, clk_opts.output) != 0) {
-        clk_warn("connleak: cannot write the report to %s: %s", clk_opts.output, strerror(errno));
+        out_fd = report_fd(&opened);
+        warn_out("connleak: cannot write the report to %s: %s", clk_opts.output, strerror(errno));
+        if (opened)
+            close(out_fd);
         unlink(tmp);
     }
-    if (clk_opts.exitcode && (total || c.double_closes))
+    out_fd = 2;
+    if (clk_opts.exitcode && (total || c.double_closes)) {
+        flush_host_stdio();
         _exit(clk_opts.exitcode);
+    }
 }

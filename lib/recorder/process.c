@@ -9,11 +9,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "recorder.h"
+#include "host.h"
 
 __thread int clk_busy __attribute__((tls_model("initial-exec")));
 __thread uint32_t clk_cached_tid __attribute__((tls_model("initial-exec")));
 int clk_ready;
+pid_t clk_owner_pid;
 
 void clk_tracker_init(void);
 
@@ -89,10 +90,29 @@ static void after_fork_child(void)
     clk_arena_after_fork();
     clk_track_after_fork(1);
     clk_intern_after_fork();
+    clk_owner_pid = getpid();
+    clk_fd_setup++; /* the child's own code has not run yet: its descriptors may be parked above its limit */
     clk_journal_after_fork_child(); /* also releases the journal's lock */
+    clk_fd_setup--;
     /* after every lock taken in prepare_fork is released: walking the handles
      * with the journal's lock still held took the two in the opposite order */
     clk_track_mark_inherited();
+}
+
+/* clone.c: processes started without atfork handlers get fork's set-up */
+void clk_newproc_prepare(void)
+{
+    prepare_fork();
+}
+
+void clk_newproc_parent(void)
+{
+    after_fork_parent();
+}
+
+void clk_newproc_child(void)
+{
+    after_fork_child();
 }
 
 /* ---- exit ---- */
@@ -103,7 +123,11 @@ static int finished;
  * destructors, so pools they dispose of are closed by then. */
 __attribute__((destructor)) static void clk_fini(void)
 {
-    if (__atomic_load_n(&clk_ready, __ATOMIC_ACQUIRE) != 2 || __atomic_exchange_n(&finished, 1, __ATOMIC_ACQ_REL))
+    /* a process that came to be unseen (a clone made without glibc, a vfork
+     * child calling exit): the journal, the connections, even this memory may
+     * be its parent's, so it writes nothing and reports nothing */
+    if (__atomic_load_n(&clk_ready, __ATOMIC_ACQUIRE) != 2 || getpid() != clk_owner_pid ||
+        __atomic_exchange_n(&finished, 1, __ATOMIC_ACQ_REL))
         return;
     clk_busy++; /* a wrapper entered meanwhile (a signal handler) passes its call on, unrecorded */
     if (clk_journal_active()) {
@@ -174,8 +198,12 @@ static void stop_following(void)
 static void start(void)
 {
     clk_busy++; /* as in clk_fini: no event is recorded half-way through start-up on this thread */
+    clk_owner_pid = getpid();
+    clk_fd_setup++; /* before the program's code runs: descriptors may be parked above its limit */
+    clk_fd_init();   /* before libunwind's first walk opens its pipe */
     clk_stack_init();
     if (other_copy_serves()) {
+        clk_fd_setup--;
         clk_opts.report = 0;
         clk_busy--;
         return;
@@ -198,18 +226,22 @@ static void start(void)
         memcpy(clk_opts.run_dir, cwd, c);
         clk_opts.run_dir[c] = '/';
         strcpy(clk_opts.run_dir + c + 1, dir);
-        clk_opts.report = 0; /* the CLI reports */
     } else if (dir && dir[0] && strlen(dir) < sizeof clk_opts.run_dir) {
         strcpy(clk_opts.run_dir, dir);
+    }
+    if (clk_opts.run_dir[0]) {
         clk_opts.report = 0; /* the CLI reports */
         const char *id = getenv(CONNLEAK_RUN_ID_ENV);
         clk_opts.run_id = id ? strtoull(id, NULL, 16) : 0;
     }
     clk_tracker_init();
-    /* no journal where one was asked for (refused, unwritable): the findings
-     * are printed at exit instead, not lost */
+    /* no journal where one was asked for (refused, unwritable, no descriptor
+     * left): the findings are printed at exit instead, not lost */
     if (clk_journal_start(0) != 0 && clk_opts.run_dir[0])
-        clk_opts.report = 1;
+        clk_journal_fall_back();
+    else if (clk_opts.report)
+        clk_report_keep_stderr();
+    clk_fd_setup--;
     clk_intern_scan_modules();
     if (!clk_opts.follow_children)
         stop_following();

@@ -1,0 +1,173 @@
+/* process2_test.c — issue 13's promises about the host process: descriptor numbers and limit, where a direct report goes, a process that cannot journal. */
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clk_assert.h"
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define TIMEOUT .timeout = 120
+
+static int has_note(const clk_test_run *r, const char *part)
+{
+    json_t *notes = json_object_get(r->report, "notes");
+    for (size_t i = 0; i < json_array_size(notes); i++) {
+        const char *n = json_string_value(json_array_get(notes, i));
+        if (n && strstr(n, part))
+            return 1;
+    }
+    return 0;
+}
+
+/* The fixture run plainly: the detector's variables removed. */
+static void run_plain(const char *const *argv, clk_test_proc *p)
+{
+    clk_test_exec(argv, ARGS("LD_PRELOAD", "CONNLEAK_OPTIONS", "CONNLEAK_RUN_DIR", "CONNLEAK_RUN_ID"), NULL, 0, p);
+}
+
+static char *preload_env(void)
+{
+    char *s = malloc(strlen(clk_test_preload()) + 16);
+    sprintf(s, "LD_PRELOAD=%s", clk_test_preload());
+    return s;
+}
+
+/* ---- 1. descriptors out of the program's way ---- */
+
+/* fx_newproc fds after `script`, plainly and under connleak run: the same next descriptor number. */
+static void run_fds(const char *script, clk_test_proc *plain, clk_test_run *r)
+{
+    char *fx = clk_test_fixture("fx_newproc");
+    run_plain(ARGS("sh", "-c", script, fx), plain);
+    cr_assert_eq(plain->status, 0, "plain run: %s %s", plain->out, plain->err);
+    cr_assert_gt(clk_test_stdout_int(plain->out, "fd="), 0, "%s", plain->out);
+    clk_test_connleak(NULL, ARGS("sh", "-c", script, fx), NULL, r);
+    clk_assert_status(r, 0);
+    cr_assert_eq(clk_test_stdout_int(r->proc.out, "fd="), clk_test_stdout_int(plain->out, "fd="),
+                 "under connleak run: %s (plain: %s)", r->proc.out, plain->out);
+}
+
+Test(process2, the_program_sees_the_descriptor_numbers_it_sees_alone, TIMEOUT)
+{
+    /* a shell that lowers the limit first keeps the count short (and leaves room above it) */
+    const char *script = "ulimit -Sn 512 2>/dev/null; exec \"$0\" fds";
+    clk_test_proc plain, direct;
+    clk_test_run r;
+    run_fds(script, &plain, &r);
+    long long want = clk_test_stdout_int(plain.out, "fd=");
+    clk_test_exec(ARGS("sh", "-c", script, clk_test_fixture("fx_newproc")),
+                  ARGS(preload_env(), "CONNLEAK_RUN_DIR", "CONNLEAK_OPTIONS"), NULL, 0, &direct);
+    cr_assert_eq(direct.status, 0, "direct: %s %s", direct.out, direct.err);
+    cr_assert_eq(clk_test_stdout_int(direct.out, "fd="), want, "preloaded directly: %s (plain: %lld)", direct.out, want);
+
+    /* and as many as alone, when the hard limit leaves room above the soft one */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= 512 + 8)) {
+        cr_assert_eq(clk_test_stdout_int(r.proc.out, "opened="), clk_test_stdout_int(plain.out, "opened="),
+                     "descriptors the program could open: %s (plain: %s)", r.proc.out, plain.out);
+        cr_assert_eq(clk_test_stdout_int(direct.out, "opened="), clk_test_stdout_int(plain.out, "opened="),
+                     "descriptors the program could open, preloaded: %s (plain: %s)", direct.out, plain.out);
+    }
+    clk_test_proc_free(&plain);
+    clk_test_proc_free(&direct);
+    clk_test_run_free(&r);
+}
+
+/* A hard limit with no room above it: the detector's few descriptors sit at its top. */
+Test(process2, at_a_hard_limit_the_detector_takes_only_the_top_few, TIMEOUT)
+{
+    clk_test_proc plain;
+    clk_test_run r;
+    run_fds("ulimit -n 256 || exit 9; exec \"$0\" fds", &plain, &r);
+    long long alone = clk_test_stdout_int(plain.out, "opened="), under = clk_test_stdout_int(r.proc.out, "opened=");
+    cr_assert(under <= alone && under >= alone - 3, "opened %lld under the detector, %lld alone", under, alone);
+    clk_test_proc_free(&plain);
+    clk_test_run_free(&r);
+}
+
+/* The program closes the recorder's descriptors and puts its own file on
+ * their numbers: the journal carries on (opened again by name) and never
+ * writes into that file. */
+Test(process2, a_program_that_closes_our_descriptors_keeps_its_files_and_its_report, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char *own = clk_test_path(dir, "own.log");
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_newproc", ARGS("closefrom", own), &r);
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    cr_assert_gt(clk_test_stdout_int(r.proc.out, "high="), 0, "the recorder's descriptors: %s", r.proc.out);
+    clk_assert_summary(&r, "leaks", 1);
+    clk_assert_summary(&r, "connects", 20002);
+    cr_assert_not_null(clk_test_find_leak(r.report, "sqlite", NULL, "descendant_leak"), CLK_CTX_FMT, CLK_CTX(&r));
+    char *text = clk_test_read_file(own, NULL);
+    cr_assert_not_null(text);
+    cr_assert_str_eq(text, "the program's own line\n", "the program's file was written into (%zu bytes)",
+                     strlen(text));
+    clk_test_run_free(&r);
+    clk_test_rmtree(dir);
+}
+
+/* ---- 2. a direct report goes where stderr was at start ---- */
+
+Test(process2, a_direct_report_never_lands_in_the_file_the_program_put_on_descriptor_2, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char *own = clk_test_path(dir, "own.log");
+    clk_test_proc p;
+    clk_test_exec(ARGS(clk_test_fixture("fx_newproc"), "stderr-reuse", own),
+                  ARGS(preload_env(), "CONNLEAK_RUN_DIR", "CONNLEAK_OPTIONS"), NULL, 0, &p);
+    cr_assert_eq(p.status, 0, "status %d: %s %s", p.status, p.out, p.err);
+    char *text = clk_test_read_file(own, NULL);
+    cr_assert_not_null(text);
+    cr_assert_str_eq(text, "the program's own line\n", "the program's file holds something else: %s", text);
+    cr_assert(clk_test_contains(p.err, "detected 1 leaked database connection"),
+              "the report should be on the stderr the program started with: %s", clk_test_excerpt(p.err));
+    clk_test_proc_free(&p);
+    clk_test_rmtree(dir);
+}
+
+/* ---- 3. a process that could not journal fails the run ---- */
+
+static void check_unjournaled(const clk_test_run *r)
+{
+    cr_assert_eq(r->proc.status, 23, "exit %d, want 23: a leak that could not be journaled passed as clean\n%s",
+                 r->proc.status, clk_test_excerpt(r->proc.err));
+    cr_assert(clk_test_contains(r->proc.err, "detected 1 leaked database connection"),
+              "the process's own report of the leak: %s", clk_test_excerpt(r->proc.err));
+}
+
+Test(process2, no_descriptor_for_a_journal_fails_the_run, TIMEOUT)
+{
+    /* ulimit -n 6; exec ./leaky, with only 0-2 open: no room for the journal */
+    clk_test_run r;
+    clk_test_connleak(NULL, ARGS(clk_test_fixture("fx_newproc"), "limited", "6", "descendant"), NULL, &r);
+    check_unjournaled(&r);
+    cr_assert(clk_test_contains(r.proc.err, "cannot create a journal"), "%s", clk_test_excerpt(r.proc.err));
+    clk_test_run_free(&r);
+}
+
+Test(process2, ulimit_6_in_a_shell_fails_the_run, TIMEOUT)
+{
+    clk_test_run r;
+    clk_test_connleak(NULL, ARGS("sh", "-c", "ulimit -n 6; exec \"$0\" descendant", clk_test_fixture("fx_newproc")),
+                      NULL, &r);
+    cr_assert_eq(r.proc.status, 23, "exit %d\n%s", r.proc.status, clk_test_excerpt(r.proc.err));
+    clk_test_run_free(&r);
+}
+
+Test(process2, a_refused_run_directory_under_connleak_run_fails_the_run, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char *open_dir = clk_test_path(dir, "open");
+    cr_assert_eq(mkdir(open_dir, 0700), 0);
+    cr_assert_eq(chmod(open_dir, 0777), 0);
+    char *var = malloc(strlen(open_dir) + 32);
+    sprintf(var, "CONNLEAK_RUN_DIR=%s", open_dir);
+    clk_test_run r;
+    clk_test_connleak(NULL, ARGS("env", var, clk_test_fixture("fx_newproc"), "descendant"), NULL, &r);
+    check_unjournaled(&r);
+    clk_test_run_free(&r);
+    clk_test_rmtree(dir);
+}
