@@ -203,3 +203,37 @@ Test(python, peak_open, TIMEOUT)
     cr_assert_eq(clk_test_int(by, "postgres"), 0, "by backend" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
 }
+
+/* aiosqlite opens on a thread it starts inside `await aiosqlite.connect()`: the thread's creation
+ * stack leads to the user's coroutine (issue 12). */
+Test(python, aiosqlite_names_the_awaiting_coroutine, TIMEOUT)
+{
+    clk_test_proc probe;
+    clk_test_exec(ARGS("/usr/bin/python3", "-c", "import aiosqlite"), NULL, NULL, 30, &probe);
+    int have = probe.status == 0;
+    clk_test_proc_free(&probe);
+    if (!have)
+        cr_skip_test("Debian's python3-aiosqlite is not installed");
+    clk_test_run r;
+    const char *cmd[] = {"/usr/bin/python3", "-c",
+                         "import asyncio, os, aiosqlite\n"
+                         "async def open_store():\n"
+                         "    return await aiosqlite.connect(':memory:')\n"
+                         "async def main():\n"
+                         "    db = await open_store()\n"
+                         "    await db.execute('select 1')\n"
+                         "    os._exit(0)\n"
+                         "asyncio.run(main())\n",
+                         NULL};
+    clk_test_connleak(NULL, cmd, NULL, &r);
+    clk_assert_report(&r);
+    clk_assert_status(&r, 23);
+    clk_assert_summary(&r, "leaks", 1);
+    json_t *leak = clk_test_find_leak(r.report, "sqlite", NULL, NULL);
+    json_t *f = py_frame(json_object_get(leak, "thread_created_at"), "open_store");
+    if (!f)
+        f = py_frame(json_object_get(leak, "opened_at"), "open_store");
+    cr_assert_not_null(f, "open_store in thread_created_at or opened_at" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert_eq(clk_test_int(f, "line"), 3, "open_store's line" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
