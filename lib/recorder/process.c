@@ -242,6 +242,9 @@ static void start(void)
     else if (clk_opts.report)
         clk_report_keep_stderr();
     clk_fd_setup--;
+#ifndef CLK_LINKABLE
+    clk_exec_init(); /* before stop_following: it reads the run's variables */
+#endif
     clk_intern_scan_modules();
     if (!clk_opts.follow_children)
         stop_following();

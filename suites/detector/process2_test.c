@@ -1,4 +1,4 @@
-/* process2_test.c — issue 13's promises about the host process: descriptor numbers and limit, where a direct report goes, a process that cannot journal. */
+/* process2_test.c — issue 13's promises about the host process: descriptor numbers and limit, where a direct report goes, a process that cannot journal, descendants that drop the detector. */
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -170,4 +170,97 @@ Test(process2, a_refused_run_directory_under_connleak_run_fails_the_run, TIMEOUT
     check_unjournaled(&r);
     clk_test_run_free(&r);
     clk_test_rmtree(dir);
+}
+
+/* ---- 5. descendants that drop the detector keep it ---- */
+
+static void check_kept(const char *const *cmd, const char *what)
+{
+    clk_test_run r;
+    clk_test_connleak(NULL, cmd, NULL, &r);
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    long long pid = clk_test_stdout_int(r.proc.out, "pid=");
+    cr_assert_gt(pid, 0, "%s: the descendant did not run: %s %s", what, r.proc.out, clk_test_excerpt(r.proc.err));
+    clk_assert_summary(&r, "leaks", 1);
+    json_t *leak = clk_test_find_leak(r.report, "sqlite", ":memory:", "descendant_leak");
+    cr_assert_not_null(leak, "%s: the descendant's leak is missing" CLK_CTX_FMT, what, CLK_CTX(&r));
+    cr_assert(clk_test_pids_contain(leak, pid), "%s: pid %lld" CLK_CTX_FMT, what, pid, CLK_CTX(&r));
+    cr_assert(has_note(&r, "the detector put it back"), "%s: no note says the detector was put back" CLK_CTX_FMT, what,
+              CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
+
+Test(process2, env_i_keeps_the_detector, TIMEOUT)
+{
+    check_kept(ARGS("env", "-i", clk_test_fixture("fx_newproc"), "descendant"), "env -i");
+}
+
+Test(process2, env_ld_preload_other_keeps_the_detector, TIMEOUT)
+{
+    check_kept(ARGS("env", "LD_PRELOAD=libm.so.6", clk_test_fixture("fx_newproc"), "descendant"),
+               "env LD_PRELOAD=other");
+}
+
+Test(process2, unset_ld_preload_keeps_the_detector, TIMEOUT)
+{
+    check_kept(ARGS("sh", "-c", "unset LD_PRELOAD; \"$0\" descendant", clk_test_fixture("fx_newproc")),
+               "unset LD_PRELOAD");
+}
+
+static void check_drop(const char *how)
+{
+    check_kept(ARGS(clk_test_fixture("fx_newproc"), "drop", how), how);
+}
+
+Test(process2, execve_empty_environment, TIMEOUT) { check_drop("execve-empty"); }
+Test(process2, execve_other_preload, TIMEOUT) { check_drop("execve-other"); }
+Test(process2, execle_empty_environment, TIMEOUT) { check_drop("execle"); }
+Test(process2, execvp_after_unsetenv, TIMEOUT) { check_drop("execvp-unset"); }
+Test(process2, vfork_execve_empty_environment, TIMEOUT) { check_drop("vfork-execve"); }
+Test(process2, posix_spawn_empty_environment, TIMEOUT) { check_drop("posix_spawn-empty"); }
+Test(process2, posix_spawnp_empty_environment, TIMEOUT) { check_drop("posix_spawnp-empty"); }
+Test(process2, system_after_unsetenv, TIMEOUT) { check_drop("system-unset"); }
+Test(process2, popen_after_unsetenv, TIMEOUT) { check_drop("popen-unset"); }
+
+/* Not put back: without follow_children, for a set-uid target, or without connleak run. */
+Test(process2, no_follow_children_lets_a_descendant_go, TIMEOUT)
+{
+    clk_test_run r;
+    clk_test_connleak(ARGS("--no-follow-children"), ARGS("env", "-i", clk_test_fixture("fx_newproc"), "descendant"),
+                      NULL, &r);
+    clk_assert_status(&r, 0);
+    clk_assert_report(&r);
+    cr_assert_gt(clk_test_stdout_int(r.proc.out, "pid="), 0, "%s", r.proc.out);
+    clk_assert_summary(&r, "leaks", 0);
+    clk_test_run_free(&r);
+}
+
+Test(process2, a_set_uid_target_is_left_alone, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char *copy = clk_test_path(dir, "fx_setuid");
+    size_t len;
+    char *bytes = clk_test_read_file(clk_test_fixture("fx_newproc"), &len);
+    cr_assert_not_null(bytes);
+    cr_assert_eq(clk_test_write_file(copy, bytes, len), 0);
+    cr_assert_eq(chmod(copy, 04755), 0);
+    clk_test_run r;
+    clk_test_connleak(NULL, ARGS("env", "-i", copy, "descendant"), NULL, &r);
+    clk_assert_report(&r);
+    cr_assert_gt(clk_test_stdout_int(r.proc.out, "pid="), 0, "%s %s", r.proc.out, clk_test_excerpt(r.proc.err));
+    clk_assert_summary(&r, "leaks", 0);
+    cr_assert(!has_note(&r, "the detector put it back"), "a set-uid program got the detector" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_test_run_free(&r);
+    clk_test_rmtree(dir);
+}
+
+Test(process2, direct_preloading_puts_nothing_back, TIMEOUT)
+{
+    clk_test_proc p;
+    clk_test_exec(ARGS("env", "-i", clk_test_fixture("fx_newproc"), "descendant"),
+                  ARGS(preload_env(), "CONNLEAK_RUN_DIR", "CONNLEAK_RUN_ID", "CONNLEAK_OPTIONS"), NULL, 0, &p);
+    cr_assert_eq(p.status, 0, "%s %s", p.out, p.err);
+    cr_assert(!clk_test_contains(p.err, "leaked"), "only `connleak run` follows a dropped detector: %s", p.err);
+    clk_test_proc_free(&p);
 }
