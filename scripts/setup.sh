@@ -11,8 +11,15 @@ build="$root/build"
 # Debian packages the build needs, and what each is checked by.
 build_pkgs=(gcc pkg-config meson ninja-build libsqlite3-dev libpq-dev libunwind-dev libdw-dev libelf-dev libxml2-dev
             libjansson-dev libcriterion-dev)
-# ...and what the suites need besides: a PostgreSQL server, the sqlite3 shell, psql, python3 for the tally.
-test_pkgs=(postgresql sqlite3 postgresql-client python3)
+# ...and what the suites need besides: a PostgreSQL server, the sqlite3 shell, psql, python3 for the tally;
+# then the real clients suites/clients runs (each of its tests skips, saying why, where one is missing):
+# Python's asyncpg, SQLAlchemy 1.4, psycopg2, aiosqlite, pytest, jsonschema (for Debian's /usr/bin/python3),
+# pgjdbc with a JDK (java's source launcher needs the compiler), node with npm, PHP 8.2 with sqlite3, PDO
+# sqlite, pgsql and PDO pgsql, openssl for a TLS server's certificate, g++ and make for npm's sqlite3.
+test_pkgs=(postgresql sqlite3 postgresql-client python3
+           python3-asyncpg python3-sqlalchemy python3-psycopg2 python3-aiosqlite python3-pytest python3-jsonschema
+           libpostgresql-jdbc-java default-jdk-headless nodejs npm libnode-dev php-cli php-sqlite3 php-pgsql
+           openssl g++ make)
 
 missing_build_pkgs() {
   local m=()
@@ -40,7 +47,72 @@ missing_test_pkgs() {
   command -v sqlite3 >/dev/null 2>&1 || m+=(sqlite3)
   command -v psql >/dev/null 2>&1 || m+=(postgresql-client)
   command -v python3 >/dev/null 2>&1 || m+=(python3)
+  # suites/clients: Debian's python3 modules (pyenv's python3 may come first in PATH: not that one)
+  if [ -x /usr/bin/python3 ]; then
+    # shellcheck disable=SC2207
+    m+=($(/usr/bin/python3 - <<'PY'
+import importlib.util
+for mod, pkg in (("asyncpg", "python3-asyncpg"), ("sqlalchemy", "python3-sqlalchemy"),
+                 ("psycopg2", "python3-psycopg2"), ("aiosqlite", "python3-aiosqlite"),
+                 ("pytest", "python3-pytest"), ("jsonschema", "python3-jsonschema")):
+    if importlib.util.find_spec(mod) is None:
+        print(pkg)
+PY
+))
+  else
+    m+=(python3-asyncpg python3-sqlalchemy python3-psycopg2 python3-aiosqlite python3-pytest python3-jsonschema)
+  fi
+  [ -f /usr/share/java/postgresql.jar ] || m+=(libpostgresql-jdbc-java)
+  command -v javac >/dev/null 2>&1 || m+=(default-jdk-headless)
+  command -v node >/dev/null 2>&1 || m+=(nodejs)
+  # npm comes with NodeSource's nodejs; Debian's npm would replace that node with Debian's
+  command -v npm >/dev/null 2>&1 || m+=(npm)
+  # node's headers for building npm's sqlite3 (NodeSource's nodejs has them; Debian's are in libnode-dev)
+  [ -f /usr/include/node/node_api.h ] || m+=(libnode-dev)
+  if command -v php >/dev/null 2>&1; then
+    php -r 'exit(extension_loaded("sqlite3") && extension_loaded("pdo_sqlite") ? 0 : 1);' 2>/dev/null || m+=(php-sqlite3)
+    php -r 'exit(extension_loaded("pgsql") && extension_loaded("pdo_pgsql") ? 0 : 1);' 2>/dev/null || m+=(php-pgsql)
+  else
+    m+=(php-cli php-sqlite3 php-pgsql)
+  fi
+  command -v openssl >/dev/null 2>&1 || m+=(openssl)
+  command -v g++ >/dev/null 2>&1 || m+=(g++)
+  command -v make >/dev/null 2>&1 || m+=(make)
   echo "${m[@]}"
+}
+
+# npm packages suites/clients runs, into DIR/clients-node/node_modules (a no-op when they are there;
+# the build directory is their cache). One `npm install` each, saved to DIR/clients-node/package.json,
+# so that installing one does not prune the other, and a failed sqlite3 build leaves pg in place.
+# sqlite3's prebuilt binaries are GitHub downloads (unreachable from CI machines here): it is built
+# from source against node's own headers, at -O0 (its bundled SQLite is most of the work: about 40 s
+# of CPU at -O0, 90 s at -O3). A failure is a message, not a failed run: the node tests then skip.
+clients_node_pkgs=(pg@8.23.1 sqlite3@6.0.1)
+ensure_clients_node() {
+  local dir=$1/clients-node p name
+  if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+    echo "connleak: no node/npm: suites/clients' node tests will skip" >&2
+    return 0
+  fi
+  mkdir -p "$dir" || return 0
+  for p in "${clients_node_pkgs[@]}"; do
+    name=${p%@*}
+    # installed and loadable (a half-built sqlite3 has its package.json but no addon)
+    (cd "$dir" && node -e "require('$name')" >/dev/null 2>&1) && continue
+    echo "connleak: npm install $p into $dir ..." >&2
+    local start=$SECONDS nodedir=""
+    # node-gyp would download node's headers: use the installed ones
+    [ -f /usr/include/node/node_api.h ] && nodedir=/usr
+    [ -f "$dir/package.json" ] || echo '{"private": true}' >"$dir/package.json"
+    if (cd "$dir" && env npm_config_build_from_source=true CFLAGS=-O0 CXXFLAGS=-O0 JOBS=2 \
+          ${nodedir:+npm_config_nodedir=$nodedir} \
+          timeout 900 npm install --no-audit --no-fund --save-exact --loglevel=error "$p" >&2); then
+      echo "connleak: npm install $p: $((SECONDS - start)) s" >&2
+    else
+      echo "connleak: npm install $p failed: suites/clients' tests that need it will skip" >&2
+    fi
+  done
+  return 0
 }
 
 # apt-get when we may (root, or sudo without a password); else one line naming the packages.
