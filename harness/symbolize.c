@@ -1,4 +1,5 @@
 /* symbolize.c — module offsets to function, file and line with elfutils' libdw, each (module, offset) looked up once. */
+#include <dlfcn.h>
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
@@ -10,10 +11,19 @@
 
 #include "harness.h"
 
+/* A CU's address range (cu_of: built on the first address libdwfl places wrongly). */
+struct cu_range {
+    Dwarf_Addr start, end, bias;
+    Dwarf_Die *cu; /* libdwfl's, valid while the module is */
+};
+
 struct module_dw {
     Dwfl *dwfl;
     Dwfl_Module *mod;
     int failed;
+    int ranges_built;
+    struct cu_range *ranges; /* sorted by start */
+    size_t nranges;
 };
 
 struct resolved {
@@ -50,6 +60,131 @@ static struct module_dw *module_for(const char *path)
     return m;
 }
 
+/* C++ names (and Rust's legacy ones) are mangled in the symbol table and in DW_AT_linkage_name
+ * ("_ZN5Store4openEv"): shown demangled ("Store::open()") by __cxa_demangle, taken from
+ * libstdc++.so.6 when the first such name comes (always there on Debian: apt needs it), so the CLI
+ * links nothing new. Without it a name stays as it is. Returns an interned name. */
+typedef char *(*demangle_fn)(const char *mangled, char *buf, size_t *len, int *status);
+
+static const char *demangled(const char *name)
+{
+    static demangle_fn fn;
+    static int tried;
+    if (!name || name[0] != '_' || name[1] != 'Z')
+        return name ? clk_intern(name) : NULL;
+    if (!tried) {
+        tried = 1;
+        void *h = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_LOCAL);
+        fn = h ? (demangle_fn)dlsym(h, "__cxa_demangle") : NULL;
+    }
+    int status = -1;
+    char *d = fn ? fn(name, NULL, NULL, &status) : NULL;
+    const char *out = clk_intern(status == 0 && d ? d : name);
+    free(d);
+    return out;
+}
+
+/* A function DIE's name: its linkage name demangled (qualified, with its parameters: C++), else
+ * its plain name (C, or no demangler). Through DW_AT_abstract_origin and DW_AT_specification. */
+static const char *die_name(Dwarf_Die *die)
+{
+    Dwarf_Attribute a;
+    const char *ln = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_linkage_name, &a));
+    if (!ln)
+        ln = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &a));
+    const char *d = ln ? demangled(ln) : NULL;
+    if (d && d[0] != '_') /* demangled: "_Z..." came back as it was otherwise */
+        return d;
+    const char *dn = dwarf_diename(die);
+    return dn ? clk_intern(dn) : d;
+}
+
+/* 1: the CU's own ranges (low_pc/high_pc or DW_AT_ranges) hold a; 0: they do not; -1: it has none. */
+static int cu_holds(Dwarf_Die *cu, Dwarf_Addr a)
+{
+    Dwarf_Addr base, start, end;
+    ptrdiff_t off = 0;
+    int any = 0;
+    while ((off = dwarf_ranges(cu, off, &base, &start, &end)) > 0) {
+        any = 1;
+        if (a >= start && a < end)
+            return 1;
+    }
+    return any ? 0 : -1;
+}
+
+static int by_range_start(const void *a, const void *b)
+{
+    const struct cu_range *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Every CU's own ranges, once per module, sorted: a lookup is then a binary search. */
+static void build_ranges(struct module_dw *m)
+{
+    m->ranges_built = 1;
+    size_t cap = 0;
+    Dwarf_Die *c = NULL;
+    Dwarf_Addr bias;
+    while ((c = dwfl_module_nextcu(m->mod, c, &bias))) {
+        Dwarf_Addr base, start, end;
+        ptrdiff_t off = 0;
+        while ((off = dwarf_ranges(c, off, &base, &start, &end)) > 0) {
+            if (start >= end)
+                continue;
+            if (m->nranges == cap) {
+                cap = cap ? cap * 2 : 64;
+                m->ranges = clk_xrealloc(m->ranges, cap * sizeof *m->ranges);
+            }
+            m->ranges[m->nranges++] = (struct cu_range){start, end, bias, c};
+        }
+    }
+    if (m->nranges > 1)
+        qsort(m->ranges, m->nranges, sizeof *m->ranges, by_range_start);
+}
+
+/* The CU an address lies in. libdwfl finds it through .debug_aranges and counts an address in a
+ * gap between two CUs' entries as the first one's: code whose CU has no entry there (an assembly
+ * object without .debug_aranges) then gets no line, or the first CU's lines where its line table
+ * runs on (likely how a cgo program's runtime.asmcgocall, Go's own code beside gcc's objects, came
+ * out at runtime/cgo/gcc_mmap.c:37 instead of runtime/asm_amd64.s). So its answer is checked
+ * against the CU's own ranges, and when they do not hold the address, the CU whose ranges do is
+ * looked up. *trusted: libdwfl's answer stands (its line lookup may be used). */
+static Dwarf_Die *cu_of(struct module_dw *m, Dwarf_Addr addr, Dwarf_Addr *bias, int *trusted)
+{
+    Dwarf_Die *cu = dwfl_module_addrdie(m->mod, addr, bias);
+    *trusted = cu && cu_holds(cu, addr - *bias) != 0;
+    if (*trusted)
+        return cu;
+    if (!m->ranges_built)
+        build_ranges(m);
+    /* the last range starting at or below addr (ranges of one CU do not overlap another's) */
+    size_t lo = 0, hi = m->nranges;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (m->ranges[mid].start + m->ranges[mid].bias <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo && addr < m->ranges[lo - 1].end + m->ranges[lo - 1].bias) {
+        *bias = m->ranges[lo - 1].bias;
+        return m->ranges[lo - 1].cu;
+    }
+    return NULL;
+}
+
+/* A file name relative to the compiler's directory (meson's "../src/x.c") made absolute, interned. */
+static const char *absolute(const char *file, const char *comp)
+{
+    char joined[8192], real[PATH_MAX];
+    if (file[0] != '/' && comp && comp[0]) {
+        snprintf(joined, sizeof joined, "%s/%s", comp, file);
+        file = realpath(joined, real) ? real : joined;
+    }
+    return clk_intern(file);
+}
+
 static struct resolved lookup(const char *path, uint64_t offset)
 {
     struct resolved out = {0};
@@ -60,9 +195,10 @@ static struct resolved lookup(const char *path, uint64_t offset)
     Dwarf_Addr addr = offset ? offset - 1 : 0;
     GElf_Sym sym;
     GElf_Off off;
-    const char *name = dwfl_module_addrinfo(m->mod, addr, &off, &sym, NULL, NULL, NULL);
-    Dwarf_Addr bias;
-    Dwarf_Die *cu = dwfl_module_addrdie(m->mod, addr, &bias);
+    const char *name = demangled(dwfl_module_addrinfo(m->mod, addr, &off, &sym, NULL, NULL, NULL));
+    Dwarf_Addr bias = 0;
+    int trusted = 0;
+    Dwarf_Die *cu = cu_of(m, addr, &bias, &trusted);
     if (cu) {
         /* the innermost function (inlined ones included) names the frame best */
         Dwarf_Die *scopes = NULL;
@@ -70,7 +206,7 @@ static struct resolved lookup(const char *path, uint64_t offset)
         for (int i = 0; i < n; i++) {
             int tag = dwarf_tag(&scopes[i]);
             if (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine) {
-                const char *dn = dwarf_diename(&scopes[i]);
+                const char *dn = die_name(&scopes[i]);
                 if (dn) {
                     name = dn;
                     break;
@@ -79,24 +215,23 @@ static struct resolved lookup(const char *path, uint64_t offset)
         }
         free(scopes);
     }
-    if (name)
-        out.function = clk_intern(name);
-    Dwfl_Line *line = dwfl_module_getsrc(m->mod, addr);
-    if (line) {
-        int lineno = 0;
-        const char *file = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
-        if (file) {
-            char joined[8192], real[PATH_MAX];
-            const char *comp = dwfl_line_comp_dir(line);
-            /* names relative to the compiler's directory (meson's "../src/x.c") are made absolute */
-            if (file[0] != '/' && comp && comp[0]) {
-                snprintf(joined, sizeof joined, "%s/%s", comp, file);
-                file = realpath(joined, real) ? real : joined;
-            }
-            out.file = clk_intern(file);
-            out.line = lineno;
-        }
+    out.function = name;
+    int lineno = 0;
+    if (trusted) {
+        Dwfl_Line *line = dwfl_module_getsrc(m->mod, addr);
+        const char *file = line ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
+        if (file)
+            out.file = absolute(file, dwfl_line_comp_dir(line));
+    } else if (cu) {
+        /* libdwfl's line lookup would search the wrong CU: this one's own line table */
+        Dwarf_Line *line = dwarf_getsrc_die(cu, addr - bias);
+        const char *file = line ? dwarf_linesrc(line, NULL, NULL) : NULL;
+        Dwarf_Attribute a;
+        if (file && dwarf_lineno(line, &lineno) == 0)
+            out.file = absolute(file, dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &a)));
     }
+    if (out.file)
+        out.line = lineno;
     return out;
 }
 
@@ -137,6 +272,7 @@ void clk_symbolize_end(void)
         if (m) {
             if (m->dwfl)
                 dwfl_end(m->dwfl);
+            free(m->ranges);
             free(m);
         }
     }

@@ -16,14 +16,50 @@ static json_t *leak_opened_by(const clk_test_run *r, const char *opener)
     return leak;
 }
 
+/* Runs a fixture that leaks under connleak (exit 23, a JSON report); returns its first leak's opened_at. */
+static json_t *run_leaker(const char *fixture, const char *const *args, clk_test_run *r)
+{
+    clk_test_connleak_fixture(NULL, fixture, args, r);
+    clk_assert_status(r, 23);
+    clk_assert_report(r);
+    return json_object_get(json_array_get(json_object_get(r->report, "leaks"), 0), "opened_at");
+}
+
+/* The report of run r rendered as JUnit, SARIF and GitHub annotations: their texts, malloc'd. */
+struct ci_texts {
+    char *junit, *sarif, *github;
+};
+
+static struct ci_texts ci_formats(const clk_test_run *r)
+{
+    char *path[3] = {clk_test_path(r->dir, "r.xml"), clk_test_path(r->dir, "r.sarif"),
+                     clk_test_path(r->dir, "r.github")};
+    clk_test_proc p;
+    clk_test_exec(ARGS(clk_test_cli(), "report", "--quiet", "--format", "junit", "--output", path[0], "--format",
+                       "sarif", "--output", path[1], "--format", "github", "--output", path[2], r->json_path),
+                  NULL, NULL, 0, &p);
+    cr_assert_eq(p.status, 23, "report exit %d: %s", p.status, clk_test_excerpt(p.err));
+    clk_test_proc_free(&p);
+    struct ci_texts t = {clk_test_read_file(path[0], NULL), clk_test_read_file(path[1], NULL),
+                         clk_test_read_file(path[2], NULL)};
+    for (int i = 0; i < 3; i++)
+        free(path[i]);
+    return t;
+}
+
+static void ci_texts_free(struct ci_texts *t)
+{
+    free(t->junit);
+    free(t->sarif);
+    free(t->github);
+}
+
 /* ---- thread-creation stacks ---- */
 
 Test(threads, a_threads_leak_names_the_code_that_created_the_thread, TIMEOUT)
 {
     clk_test_run r;
-    clk_test_connleak_fixture(NULL, "fx_threads", ARGS("leak"), &r);
-    clk_assert_status(&r, 23);
-    clk_assert_report(&r);
+    run_leaker("fx_threads", ARGS("leak"), &r);
     clk_assert_summary(&r, "leaks", 3);
 
     json_t *main_leak = leak_opened_by(&r, "open_on_main");
@@ -53,9 +89,7 @@ Test(threads, a_threads_leak_names_the_code_that_created_the_thread, TIMEOUT)
 Test(threads, exit_cancellation_and_many_threads_work_as_without_the_detector, TIMEOUT)
 {
     clk_test_run r;
-    clk_test_connleak_fixture(NULL, "fx_threads", ARGS("lifecycle"), &r);
-    clk_assert_status(&r, 23);
-    clk_assert_report(&r);
+    run_leaker("fx_threads", ARGS("lifecycle"), &r);
     cr_assert(clk_test_contains(r.proc.out, "done\n"), "the fixture ran to its end" CLK_CTX_FMT, CLK_CTX(&r));
     clk_assert_summary(&r, "connects", 3);
     clk_assert_summary(&r, "closes", 1);
@@ -70,9 +104,7 @@ Test(threads, exit_cancellation_and_many_threads_work_as_without_the_detector, T
 Test(threads, a_merged_json_report_keeps_the_creator, TIMEOUT)
 {
     clk_test_run r;
-    clk_test_connleak_fixture(NULL, "fx_threads", ARGS("leak"), &r);
-    clk_assert_status(&r, 23);
-    clk_assert_report(&r);
+    run_leaker("fx_threads", ARGS("leak"), &r);
     char *merged = clk_test_path(r.dir, "merged.json");
     clk_test_proc p;
     clk_test_exec(ARGS(clk_test_cli(), "report", "--quiet", "--format", "json", "--output", merged, r.json_path),
@@ -184,31 +216,18 @@ Test(pytest, the_leaking_test_is_named_as_pytest_names_it, TIMEOUT)
               clk_test_excerpt(r.proc.err));
 
     /* the CI formats name the same test */
-    char *junit = clk_test_path(r.dir, "r.xml"), *sarif = clk_test_path(r.dir, "r.sarif"),
-         *github = clk_test_path(r.dir, "r.github");
-    clk_test_proc p;
-    clk_test_exec(ARGS(clk_test_cli(), "report", "--quiet", "--format", "junit", "--output", junit, "--format",
-                       "sarif", "--output", sarif, "--format", "github", "--output", github, r.json_path),
-                  NULL, NULL, 0, &p);
-    cr_assert_eq(p.status, 23, "report exit %d: %s", p.status, clk_test_excerpt(p.err));
-    char *text = clk_test_read_file(junit, NULL);
-    cr_assert(clk_test_contains(text, "name=\"test_file.py::test_leaky\""), "JUnit testcase:\n%s",
-              clk_test_excerpt(text));
-    free(text);
+    struct ci_texts ci = ci_formats(&r);
+    cr_assert(clk_test_contains(ci.junit, "name=\"test_file.py::test_leaky\""), "JUnit testcase:\n%s",
+              clk_test_excerpt(ci.junit));
     json_error_t err;
-    json_t *s = json_load_file(sarif, 0, &err);
+    json_t *s = json_loads(ci.sarif ? ci.sarif : "", 0, &err);
     json_t *result = json_array_get(json_object_get(json_array_get(json_object_get(s, "runs"), 0), "results"), 0);
     cr_assert_str_eq(clk_test_str(json_object_get(result, "properties"), "test"), "test_file.py::test_leaky",
                      "SARIF result's test: %s", clk_test_dump(s));
     json_decref(s);
-    text = clk_test_read_file(github, NULL);
-    cr_assert(clk_test_contains(text, "test test_file.py::test_leaky"), "GitHub annotation:\n%s",
-              clk_test_excerpt(text));
-    free(text);
-    clk_test_proc_free(&p);
-    free(junit);
-    free(sarif);
-    free(github);
+    cr_assert(clk_test_contains(ci.github, "test test_file.py::test_leaky"), "GitHub annotation:\n%s",
+              clk_test_excerpt(ci.github));
+    ci_texts_free(&ci);
     free(id);
     clk_test_rmtree(dir);
     clk_test_run_free(&r);
@@ -273,5 +292,86 @@ Test(pytest, fixtures_keep_their_phase_and_programs_belong_to_their_test, TIMEOU
         cr_assert(found, "no leak by %s in test %s" CLK_CTX_FMT, want[w][0], want[w][1], CLK_CTX(&r));
     }
     clk_test_rmtree(dir);
+    clk_test_run_free(&r);
+}
+
+/* ---- names: C++ demangled, assembly functions' files and lines ---- */
+
+/* The fixture's path, or a skip saying why it was not built. */
+static char *built_fixture(const char *name, const char *why)
+{
+    char *path = clk_test_fixture(name);
+    if (!clk_test_exists(path))
+        cr_skip_test("%s was not built: %s", name, why);
+    return path;
+}
+
+/* frames[i].function == function for some i; fails the test otherwise. */
+static const json_t *frame_named(const clk_test_run *r, const json_t *frames, const char *function)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(frames, i, f)
+    {
+        if (!strcmp(clk_test_str(f, "function"), function))
+            return f;
+    }
+    cr_assert_fail("no frame %s" CLK_CTX_FMT, function, CLK_CTX(r));
+    return NULL;
+}
+
+Test(names, cxx_frames_are_demangled_in_every_output, TIMEOUT)
+{
+    free(built_fixture("fx_cxx", "no C++ compiler"));
+    clk_test_run r;
+    json_t *frames = run_leaker("fx_cxx", NULL, &r);
+    cr_assert_str_eq(clk_test_first_function(frames), "Store::open()", "the opener" CLK_CTX_FMT, CLK_CTX(&r));
+    const json_t *f = frame_named(&r, frames, "shop::Cart<int>::checkout(int)");
+    cr_assert(clk_test_contains(clk_test_str(f, "file"), "fx_cxx.cpp"), "with its file" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert(clk_test_contains(r.proc.err, "#0 Store::open() "), "text report:\n%s", clk_test_excerpt(r.proc.err));
+
+    struct ci_texts ci = ci_formats(&r);
+    const char *texts[] = {ci.junit, ci.sarif, ci.github};
+    for (int i = 0; i < 3; i++)
+        cr_assert(clk_test_contains(texts[i], "Store::open()") && !clk_test_contains(texts[i], "_ZN5Store4openEv"),
+                  "JUnit, SARIF, GitHub [%d] names Store::open():\n%s", i, clk_test_excerpt(texts[i]));
+    ci_texts_free(&ci);
+    /* suppressions match the name as shown */
+    char *supp = clk_test_path(r.dir, "supp.txt");
+    clk_test_proc p;
+    const char rule[] = "leak:Store::open()\n";
+    cr_assert_eq(clk_test_write_file(supp, rule, sizeof rule - 1), 0);
+    clk_test_exec(ARGS(clk_test_cli(), "report", "--quiet", "--suppressions", supp, r.json_path), NULL, NULL, 0, &p);
+    cr_assert_eq(p.status, 0, "suppressed by its demangled name: exit %d\n%s", p.status, clk_test_excerpt(p.err));
+    clk_test_proc_free(&p);
+    free(supp);
+    clk_test_run_free(&r);
+}
+
+Test(names, cxx_names_from_the_symbol_table_alone_are_demangled, TIMEOUT)
+{
+    free(built_fixture("fx_cxx_nodebug", "no C++ compiler"));
+    clk_test_run r;
+    json_t *frames = run_leaker("fx_cxx_nodebug", NULL, &r);
+    cr_assert_str_eq(clk_test_first_function(frames), "Store::open()", "the opener" CLK_CTX_FMT, CLK_CTX(&r));
+    frame_named(&r, frames, "shop::Cart<int>::checkout(int)");
+    clk_test_run_free(&r);
+}
+
+/* libdwfl counts an address between two CUs' .debug_aranges entries as the first CU's: an assembly
+ * function whose object has none (as Go's beside cgo's) got no file or another CU's lines. */
+Test(names, an_assembly_function_without_aranges_gets_its_own_file_and_line, TIMEOUT)
+{
+    free(built_fixture("fx_asm", "x86-64 with objcopy only"));
+    clk_test_run r;
+    json_t *frames = run_leaker("fx_asm", NULL, &r);
+    const json_t *f = frame_named(&r, frames, "asm_open");
+    const char *file = clk_test_str(f, "file");
+    size_t n = strlen(file);
+    cr_assert(n > 12 && !strcmp(file + n - 12, "/fx_asm_fn.S"), "its own file" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert_eq(clk_test_int(f, "line"), 10, "the call's line" CLK_CTX_FMT, CLK_CTX(&r));
+    /* the C frames around it keep theirs */
+    cr_assert(clk_test_contains(clk_test_str(frame_named(&r, frames, "main"), "file"), "fx_asm.c"),
+              "main's file" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
 }
