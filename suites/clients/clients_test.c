@@ -135,6 +135,29 @@ static void assert_counts(clk_test_run *r, int status, long long connects, long 
     clk_assert_summary(r, "unknown_closes", 0);
 }
 
+/* Every leak entry came by this route ("wire", "libpq", "libsqlite3"): a connection counted by
+ * the route that owns it, never by another one as well. */
+static void assert_leaks_via(clk_test_run *r, const char *via)
+{
+    json_t *leaks = json_object_get(r->report, "leaks");
+    size_t i;
+    json_t *leak;
+    json_array_foreach(leaks, i, leak)
+        cr_assert_str_eq(clk_test_str(leak, "via"), via, "leak %zu: via" CLK_CTX_FMT, i, CLK_CTX(r));
+}
+
+/* Does a frame array have the Python frame `function` at `line`? */
+static int has_python_frame(const json_t *frames, const char *function, long long line)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(frames, i, f)
+        if (strcmp(clk_test_str(f, "function"), function) == 0 && clk_test_int(f, "line") == line &&
+            strcmp(clk_test_str(f, "language"), "python") == 0)
+            return 1;
+    return 0;
+}
+
 /* ---- a private TCP + TLS server (tcp_cluster.sh): the shared cluster listens on a unix socket only ---- */
 
 typedef struct tcp_cluster {
@@ -263,6 +286,7 @@ Test(clients, psycopg2_exact, TIMEOUT)
     clk_test_run r;
     clk_test_connleak(NULL, ARGS(PYTHON, program("psycopg2_conns.py"), "plain"), NULL, &r);
     assert_counts(&r, 23, 3, 2, 1);
+    assert_leaks_via(&r, "libpq");
     cr_assert_eq(clk_test_leak_count(r.report, "postgres", NULL, NULL), 1, "one postgres leak" CLK_CTX_FMT,
                  CLK_CTX(&r));
     clk_test_run_free(&r);
@@ -277,6 +301,7 @@ Test(clients, psycopg2_tls_counted_once, TIMEOUT)
     clk_test_run r;
     clk_test_connleak(NULL, ARGS(PYTHON, program("psycopg2_conns.py"), "tls", c.port), NULL, &r);
     assert_counts(&r, 23, 2, 1, 1);
+    assert_leaks_via(&r, "libpq");
     cr_assert_not_null(clk_test_find_leak(r.report, "postgres", "127.0.0.1", NULL),
                        "a postgres leak to 127.0.0.1" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
@@ -321,6 +346,11 @@ Test(clients, python_sqlite3_leak, TIMEOUT)
     clk_test_run r;
     clk_test_connleak(NULL, ARGS(PYTHON, program("py_sqlite.py"), "sqlite3"), NULL, &r);
     assert_counts(&r, 23, 2, 1, 1);
+    assert_leaks_via(&r, "libsqlite3");
+    /* issue 12: the Python frame that opened it (py_sqlite.py line 9, in with_sqlite3) */
+    json_t *leak = clk_test_find_leak(r.report, "sqlite", NULL, NULL);
+    cr_assert(leak && has_python_frame(json_object_get(leak, "opened_at"), "with_sqlite3", 9),
+              "opened_at names with_sqlite3 at line 9" CLK_CTX_FMT, CLK_CTX(&r));
     cr_assert_eq(clk_test_leak_count(r.report, "sqlite", NULL, NULL), 1, "one sqlite leak" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
 }
@@ -331,6 +361,12 @@ Test(clients, aiosqlite_leak, TIMEOUT)
     clk_test_run r;
     clk_test_connleak(NULL, ARGS(PYTHON, program("py_sqlite.py"), "aiosqlite"), NULL, &r);
     assert_counts(&r, 23, 2, 1, 1);
+    assert_leaks_via(&r, "libsqlite3");
+    /* issue 12: opened on aiosqlite's own thread; the thread was created under open_store (line 18) */
+    json_t *leak = clk_test_find_leak(r.report, "sqlite", NULL, NULL);
+    cr_assert(leak && (has_python_frame(json_object_get(leak, "opened_at"), "open_store", 18) ||
+                       has_python_frame(json_object_get(leak, "thread_created_at"), "open_store", 18)),
+              "opened_at or thread_created_at names open_store at line 18" CLK_CTX_FMT, CLK_CTX(&r));
     cr_assert_eq(clk_test_leak_count(r.report, "sqlite", NULL, NULL), 1, "one sqlite leak" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
 }
@@ -346,11 +382,34 @@ Test(clients, asyncpg_leak, TIMEOUT)
     clk_test_run r;
     clk_test_connleak(NULL, cmd, NULL, &r);
     assert_counts(&r, 23, 2, 1, 1);
+    assert_leaks_via(&r, "wire");
     cr_assert_eq(clk_test_leak_count(r.report, "postgres", NULL, NULL), 1, "one postgres leak" CLK_CTX_FMT,
                  CLK_CTX(&r));
     cr_assert(clk_test_pids_contain(clk_test_find_leak(r.report, "postgres", NULL, NULL),
                                     clk_test_stdout_int(r.proc.out, "pid=")),
               "the leak is the program's" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
+
+/* issue 12: the coroutine that opened the leaked connection (asyncpg_conns.py line 12,
+ * open_report_conn) is in its stack. asyncpg connects inside a task of its own (asyncio.wait_for),
+ * so the awaiting coroutine is on another task's chain, which Python frames do not follow yet. */
+Test(clients, asyncpg_leak_names_its_coroutine, TIMEOUT)
+{
+    need_postgres();
+    need_python_module("asyncpg", "python3-asyncpg");
+    const char *const *cmd = ARGS(PYTHON, program("asyncpg_conns.py"), "leak");
+    plain_run(cmd, NULL, 0, "pid=");
+    CLIENTS_PENDING("Python frames of the awaiting task (issue 12)");
+    clk_test_run r;
+    clk_test_connleak(NULL, cmd, NULL, &r);
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    json_t *leak = clk_test_find_leak(r.report, "postgres", NULL, NULL);
+    cr_assert_not_null(leak, "a postgres leak" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert(has_python_frame(json_object_get(leak, "opened_at"), "open_report_conn", 12) ||
+                  has_python_frame(json_object_get(leak, "thread_created_at"), "open_report_conn", 12),
+              "the stack names open_report_conn at line 12" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
 }
 
@@ -386,6 +445,7 @@ Test(clients, sqlalchemy_async_pool_matches_its_events, TIMEOUT)
               "no pool line: %s\n%s", clk_test_excerpt(r.proc.out), clk_test_excerpt(r.proc.err));
     cr_assert_eq(connect - close - detached, 1, "the program leaves exactly one checkout: %s", line);
     assert_counts(&r, 23, connect, close + detached, 1);
+    assert_leaks_via(&r, "wire");
     clk_test_run_free(&r);
 }
 
@@ -399,6 +459,7 @@ Test(clients, asyncpg_tls, TIMEOUT)
     clk_test_run r;
     clk_test_connleak(NULL, cmd, NULL, &r);
     assert_counts(&r, 23, 2, 1, 1);
+    assert_leaks_via(&r, "wire");
     cr_assert_not_null(clk_test_find_leak(r.report, "postgres", "127.0.0.1", NULL),
                        "a postgres leak to 127.0.0.1" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
@@ -419,6 +480,7 @@ Test(clients, node_pg_tcp_leak, TIMEOUT)
     clk_test_run r;
     clk_test_connleak(NULL, cmd, env, &r);
     assert_counts(&r, 23, 2, 1, 1);
+    assert_leaks_via(&r, "wire");
     cr_assert_not_null(clk_test_find_leak(r.report, "postgres", "127.0.0.1", NULL),
                        "a postgres leak to 127.0.0.1" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
@@ -428,20 +490,30 @@ Test(clients, node_pg_tcp_leak, TIMEOUT)
 Test(clients, pgjdbc_tcp_leak, TIMEOUT)
 {
     need_command("java", "default-jdk-headless");
+    need_command("javac", "default-jdk-headless");
     if (!clk_test_exists(PGJDBC_JAR))
         cr_skip_test("no %s (Debian's libpostgresql-jdbc-java; scripts/setup.sh installs it)", PGJDBC_JAR);
+    /* compiled once for both runs (java's source launcher would compile it in each) */
+    char *classes = clk_test_mkdtemp();
+    clk_test_proc jc;
+    clk_test_exec(ARGS("javac", "-cp", PGJDBC_JAR, "-d", classes, program("PgJdbcLeak.java")), NULL, NULL, 0, &jc);
+    cr_assert_eq(jc.status, 0, "javac: %s", clk_test_excerpt(jc.err));
+    clk_test_proc_free(&jc);
+    char classpath[1024];
+    snprintf(classpath, sizeof classpath, "%s:%s", PGJDBC_JAR, classes);
     tcp_target t;
     tcp_target_start(&t);
-    /* java's source launcher compiles the one file in memory: no build step, no class files */
-    const char *const *cmd = ARGS("java", "-cp", PGJDBC_JAR, program("PgJdbcLeak.java"), t.host, t.port, t.user);
+    const char *const *cmd = ARGS("java", "-cp", classpath, "PgJdbcLeak", t.host, t.port, t.user);
     plain_run(cmd, NULL, 0, "pid=");
     clk_test_run r;
     clk_test_connleak(NULL, cmd, NULL, &r);
     assert_counts(&r, 23, 2, 1, 1);
+    assert_leaks_via(&r, "wire");
     cr_assert_not_null(clk_test_find_leak(r.report, "postgres", "127.0.0.1", NULL),
                        "a postgres leak to 127.0.0.1" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
     tcp_target_stop(&t);
+    clk_test_rmtree(classes);
 }
 
 /* ================= libraries that bind past the preload (issue 13) ================= */
