@@ -227,6 +227,191 @@ static uint32_t location_cached(const void *code, int addr)
     return id;
 }
 
+/* ---- asyncio: the task that awaits the running one ----
+ * A coroutine that awaits work another task does (asyncpg's connect runs in a
+ * task of its own: ensure_future, then wait_for) is not in the running task's
+ * frame chain, which starts at the event loop's Handle._run. Under that frame
+ * lies the task being stepped (Handle._callback, a TaskStepMethWrapper); its
+ * done-callbacks name the task waiting for it (a task_wakeup method bound to
+ * it, or functools.partial(_release_waiter, waiter) whose waiter's callback
+ * is); that task's coroutine and the coroutines it awaits (each the value on
+ * top of its suspended frame's stack) are the awaiting code. These are heap
+ * objects, not this thread's stack: every read goes through
+ * process_vm_readv, which fails instead of faulting, and every object's type
+ * name is checked before its fields are used. CPython 3.11-3.13 (offsets from
+ * each version's DWARF: _asyncio's TaskObj, PyGenObject, _PyInterpreterFrame);
+ * up to 4 tasks up. */
+#include <sys/uio.h>
+#include <unistd.h>
+
+struct py_async {
+    unsigned task_coro, gen_iframe; /* TaskObj.task_coro; PyGenObject.gi_iframe */
+};
+static const struct py_async asyncs[] = {{136, 80}, {136, 72}, {120, 72}}; /* 3.11, 3.12, 3.13 */
+#define FUT_CALLBACK0 24  /* FutureObj_HEAD: fut_callback0, then fut_context0, fut_callbacks */
+#define FUT_CALLBACKS 40
+#define FRAME_STACKTOP 64 /* _PyInterpreterFrame.stacktop and .localsplus (3.11-3.13) */
+#define FRAME_LOCALSPLUS 72
+#define HANDLE_CALLBACK 24 /* asyncio.events.Handle's __slots__, sorted: _args, _callback, ... */
+#define OBJ_SLOT1 16       /* TaskStepMethWrapper.sw_task, partial.fn */
+#define OBJ_SLOT2 24       /* PyCFunctionObject.m_self, partial.args, tuple/list items */
+
+static int peek(const void *addr, void *out, size_t n)
+{
+    struct iovec local = {out, n}, remote = {(void *)addr, n};
+    return addr && process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)n ? 0 : -1;
+}
+
+static void *peek_ptr(const void *base, unsigned off)
+{
+    void *p = NULL;
+    return base && peek((const char *)base + off, &p, sizeof p) == 0 ? p : NULL;
+}
+
+/* Is obj an object whose type is named `name`? */
+static int is_type(const void *obj, const char *name)
+{
+    char buf[32];
+    const char *tp_name = peek_ptr(peek_ptr(obj, 8), 24);
+    size_t n = strlen(name) + 1;
+    return tp_name && n <= sizeof buf && peek(tp_name, buf, n) == 0 && memcmp(buf, name, n) == 0;
+}
+
+static const void *handle_run_code; /* the code object of asyncio's Handle._run, once met */
+
+static int is_handle_run(const void *code)
+{
+    if (code == __atomic_load_n(&handle_run_code, __ATOMIC_RELAXED))
+        return 1;
+    const void *name = ptr_at(code, py.l->co_qualname);
+    int64_t len;
+    memcpy(&len, (const char *)name + 16, sizeof len);
+    if (len != 11)
+        return 0;
+    char text[16];
+    if (unicode_utf8(name, text, sizeof text) != 11 || memcmp(text, "Handle._run", 11))
+        return 0;
+    __atomic_store_n(&handle_run_code, code, __ATOMIC_RELAXED);
+    return 1;
+}
+
+/* The task waiting for future `fut`, NULL when none is found. */
+static const void *awaiter_of(const void *fut, int depth)
+{
+    const void *cbs[9];
+    int n = 0;
+    cbs[n++] = peek_ptr(fut, FUT_CALLBACK0);
+    const void *list = peek_ptr(fut, FUT_CALLBACKS); /* [(callback, context), ...] */
+    if (list && is_type(list, "list")) {
+        int64_t len = 0;
+        const char *items = peek_ptr(list, OBJ_SLOT2);
+        peek((const char *)list + 16, &len, sizeof len);
+        for (int64_t i = 0; i < len && n < 9; i++)
+            cbs[n++] = peek_ptr(peek_ptr(items, (unsigned)(8 * i)), OBJ_SLOT2);
+    }
+    for (int i = 0; i < n; i++) {
+        const void *cb = cbs[i];
+        if (!cb)
+            continue;
+        if (is_type(cb, "builtin_function_or_method")) {
+            const void *self = peek_ptr(cb, OBJ_SLOT2);
+            if (self && is_type(self, "_asyncio.Task"))
+                return self; /* its task_wakeup */
+        } else if (depth < 2 && is_type(cb, "functools.partial")) {
+            /* wait_for's partial(_release_waiter, waiter): the waiter's own awaiter */
+            const void *args = peek_ptr(cb, OBJ_SLOT2);
+            const void *waiter = args && is_type(args, "tuple") ? peek_ptr(args, OBJ_SLOT2) : NULL;
+            if (waiter && (is_type(waiter, "_asyncio.Future") || is_type(waiter, "_asyncio.Task"))) {
+                const void *t = awaiter_of(waiter, depth + 1);
+                if (t)
+                    return t;
+            }
+        }
+    }
+    return NULL;
+}
+
+static int frame_location(const void *f, const void **code, int *addr);
+
+/* The awaiting task's coroutines, innermost first, into out. */
+static int task_frames(const void *task, uint64_t *out, int max)
+{
+    const struct py_async *a = &asyncs[py.l->minor - 11];
+    const void *chain[64];
+    int depth = 0;
+    for (const void *coro = peek_ptr(task, a->task_coro); coro && depth < 64 && is_type(coro, "coroutine");) {
+        const char *frame = (const char *)coro + a->gen_iframe;
+        chain[depth++] = frame;
+        int top = 0;
+        if (peek(frame + FRAME_STACKTOP, &top, sizeof top) || top < 1 || top > 4096)
+            break;
+        coro = peek_ptr(frame, FRAME_LOCALSPLUS + 8 * (unsigned)(top - 1)); /* what it awaits */
+    }
+    int n = 0;
+    for (int i = depth - 1; i >= 0 && n < max; i--) {
+        const void *code;
+        int addr;
+        /* the frame lives in a coroutine object we have checked: readable in place from here */
+        if (frame_location(chain[i], &code, &addr) == 0) {
+            uint32_t id = location_cached(code, addr);
+            if (id)
+                out[n++] = CLK_PY_TAG | id;
+        }
+    }
+    return n;
+}
+
+/* The frames of the tasks awaiting the one Handle._run's frame `f` steps. */
+static int awaiting_frames(const void *f, uint64_t *out, int max)
+{
+    if (py.l->minor < 11 || py.l->minor > 13)
+        return 0;
+    const void *handle = peek_ptr(f, FRAME_LOCALSPLUS); /* self */
+    const void *step = peek_ptr(handle, HANDLE_CALLBACK);
+    if (!step || !(is_type(step, "TaskStepMethWrapper") || is_type(step, "_asyncio.TaskStepMethWrapper"))) /* 3.12+ */
+        return 0;
+    const void *task = peek_ptr(step, OBJ_SLOT1);
+    int n = 0;
+    for (int hops = 0; hops < 4 && task && is_type(task, "_asyncio.Task") && n < max; hops++) {
+        task = awaiter_of(task, 0);
+        if (task)
+            n += task_frames(task, out + n, max - n);
+    }
+    return n;
+}
+
+/* A frame's code object and instruction (bytes from the code's start; -1: none yet). Nonzero
+ * when the frame is to be skipped: a shim, not running code, still being set up. */
+static int frame_location(const void *f, const void **code_out, int *addr_out)
+{
+    const struct py_layout *l = py.l;
+    unsigned char owner = l->f_owner ? *((const unsigned char *)f + l->f_owner) : 0;
+    if (l->f_owner && owner == OWNED_BY_CSTACK && l->minor >= 12)
+        return 1; /* the shim frame the interpreter puts at each entry from C */
+    void *code = ptr_at(f, l->f_code);
+    if (!plausible(code) || ptr_at(code, 8) != py.code_type)
+        return 1; /* 3.13: a frame running something other than a code object */
+    int addr;
+    if (l->instr_is_lasti) {
+        int lasti;
+        memcpy(&lasti, (const char *)f + l->f_instr, sizeof lasti);
+        addr = lasti < 0 ? -1 : lasti * 2;
+    } else {
+        const char *instr = ptr_at(f, l->f_instr);
+        const char *start = (const char *)code + l->co_code_adaptive;
+        addr = (int)(instr - start);
+        int first;
+        memcpy(&first, (const char *)code + l->co_firsttraceable, sizeof first);
+        if (owner != OWNED_BY_GENERATOR && instr < start + 2 * first)
+            return 1; /* a frame still being set up: it has no line yet */
+        if (addr < 0)
+            addr = -1;
+    }
+    *code_out = code;
+    *addr_out = addr;
+    return 0;
+}
+
 /* This thread's Python frames as tagged words, innermost first; -1 when the chain looks wrong. */
 static int walk(uint64_t *out, int max)
 {
@@ -241,33 +426,22 @@ static int walk(uint64_t *out, int max)
     void *f = ptr_at(ts, l->ts_frame);
     if (l->via_cframe)
         f = plausible(f) ? ptr_at(f, l->cframe_current) : NULL;
-    int n = 0;
+    int n = 0, awaited = 0;
     for (int hops = 0; f && n < max; hops++, f = ptr_at(f, l->f_back)) {
         if (!plausible(f) || hops > 100000)
             return -1;
-        unsigned char owner = l->f_owner ? *((const unsigned char *)f + l->f_owner) : 0;
-        if (l->f_owner && owner == OWNED_BY_CSTACK && l->minor >= 12)
-            continue; /* the shim frame the interpreter puts at each entry from C */
-        void *code = ptr_at(f, l->f_code);
-        if (!plausible(code))
+        if (!plausible(ptr_at(f, l->f_code)))
             return -1;
-        if (ptr_at(code, 8) != py.code_type)
-            continue; /* 3.13: a frame running something other than a code object */
+        const void *code;
         int addr;
-        if (l->instr_is_lasti) {
-            int lasti;
-            memcpy(&lasti, (const char *)f + l->f_instr, sizeof lasti);
-            addr = lasti < 0 ? -1 : lasti * 2;
-        } else {
-            const char *instr = ptr_at(f, l->f_instr);
-            const char *start = (const char *)code + l->co_code_adaptive;
-            addr = (int)(instr - start);
-            int first;
-            memcpy(&first, (const char *)code + l->co_firsttraceable, sizeof first);
-            if (owner != OWNED_BY_GENERATOR && instr < start + 2 * first)
-                continue; /* a frame still being set up: it has no line yet */
-            if (addr < 0)
-                addr = -1;
+        if (frame_location(f, &code, &addr))
+            continue;
+        /* the event loop stepping a task: first the code awaiting that task, from other tasks */
+        if (!awaited && l->minor >= 11 && is_handle_run(code)) {
+            awaited = 1;
+            n += awaiting_frames(f, out + n, max - n);
+            if (n >= max)
+                break;
         }
         uint32_t id = location_cached(code, addr);
         if (id)

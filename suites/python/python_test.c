@@ -237,3 +237,61 @@ Test(python, aiosqlite_names_the_awaiting_coroutine, TIMEOUT)
     cr_assert_eq(clk_test_int(f, "line"), 3, "open_store's line" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
 }
+
+/* A connection opened in a task of its own that the user's coroutine awaits (as asyncpg's connect
+ * runs): the awaiting coroutines follow the task's own frames. */
+static void awaited_on(int minor, const char *mode, const char *awaiter, int line)
+{
+    const char *py = python(minor);
+    if (!py)
+        cr_skip_test("no Python 3.%d on this machine", minor);
+    clk_test_run r;
+    clk_test_connleak(NULL, ARGS(py, PY_TASKS, mode), NULL, &r);
+    clk_assert_report(&r);
+    clk_assert_status(&r, 23);
+    json_t *leak = clk_test_find_leak(r.report, "sqlite", NULL, "inner");
+    cr_assert_not_null(leak, "no leak naming inner" CLK_CTX_FMT, CLK_CTX(&r));
+    json_t *f = py_frame(json_object_get(leak, "opened_at"), awaiter);
+    cr_assert_not_null(f, "%s awaits the task" CLK_CTX_FMT, awaiter, CLK_CTX(&r));
+    cr_assert_eq(clk_test_int(f, "line"), line, "%s's line" CLK_CTX_FMT, awaiter, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
+
+Test(python, awaiting_task_3_11, TIMEOUT) { awaited_on(11, "wait_for", "open_in_task", 6); }
+Test(python, awaiting_task_3_12, TIMEOUT) { awaited_on(12, "wait_for", "open_in_task", 6); }
+Test(python, awaiting_task_3_13, TIMEOUT) { awaited_on(13, "wait_for", "open_in_task", 6); }
+Test(python, awaiting_task_direct, TIMEOUT) { awaited_on(11, "direct", "open_awaiting_task", 12); }
+
+/* asyncpg (Debian's python3-asyncpg) leaking a connection opened in async def open_report_conn(). */
+Test(python, asyncpg_names_the_opener, TIMEOUT)
+{
+    clk_test_proc probe;
+    clk_test_exec(ARGS("/usr/bin/python3", "-c", "import asyncpg"), NULL, NULL, 30, &probe);
+    int have = probe.status == 0;
+    clk_test_proc_free(&probe);
+    if (!have)
+        cr_skip_test("Debian's python3-asyncpg is not installed");
+    clk_test_run r;
+    const char *cmd[] = {"/usr/bin/python3", "-c",
+                         "import asyncio, os, asyncpg\n"
+                         "async def open_report_conn():\n"
+                         "    return await asyncpg.connect()\n"
+                         "async def main():\n"
+                         "    keep = await open_report_conn()\n"
+                         "    await (await asyncpg.connect()).close()\n"
+                         "    os._exit(0)\n"
+                         "asyncio.run(main())\n",
+                         NULL};
+    clk_test_connleak(ARGS("--postgres"), cmd, NULL, &r);
+    clk_assert_report(&r);
+    clk_assert_status(&r, 23);
+    clk_assert_summary(&r, "connects", 2);
+    clk_assert_summary(&r, "closes", 1);
+    clk_assert_summary(&r, "leaks", 1);
+    json_t *leak = clk_test_find_leak(r.report, "postgres", NULL, NULL);
+    cr_assert_str_eq(clk_test_str(leak, "via"), "wire", "via" CLK_CTX_FMT, CLK_CTX(&r));
+    json_t *f = py_frame(json_object_get(leak, "opened_at"), "open_report_conn");
+    cr_assert_not_null(f, "open_report_conn in the stack" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert_eq(clk_test_int(f, "line"), 3, "its line" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
