@@ -125,7 +125,7 @@ static void note_once(struct clk_report *r, const char *text)
     for (size_t i = 0; i < r->nnotes; i++)
         if (!strcmp(r->notes[i], text))
             return;
-    clk_report_note(r, "%s", text);
+    clk_report_note(r, CLK_NOTE_INFO, "%s", text);
 }
 
 /* Reads the file into known[] (strings borrowed from root). -1 with a message when unusable. */

@@ -109,10 +109,14 @@ struct clk_report {
     } summary;
     struct clk_finding **findings;
     size_t nfindings, capfindings;
+    struct clk_report *finalized; /* connections closed by a garbage collector, merged as findings are;
+                                   * NULL when none (finalizer.c) */
     struct clk_map index;   /* merge key -> finding */
     struct clk_map sources; /* content hash of each input: the same file twice is merged once */
-    char **notes;           /* things the reader must know: crashed processes, corrupt files, lost events */
+    char **notes;           /* things the reader must know: crashed processes, corrupt files, lost events;
+                             * each note's kind is stored after its text's NUL (clk_note_kind) */
     size_t nnotes;
+    unsigned fail_on;       /* CLK_FAIL_*: which notes fail the run (--fail-on) */
     int live;               /* journals of a run that has just ended (run, not report): their processes
                              * may still be alive */
 };
@@ -122,7 +126,33 @@ void clk_report_init(struct clk_report *r);
 /* Adds one finding (copied), merging with an equal one: counts summed, pids united.
  * Returns the report's finding it went into (valid while the report lives). */
 const struct clk_finding *clk_report_add(struct clk_report *r, const struct clk_finding *f);
-void clk_report_note(struct clk_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* What a note is about: the reader's category, and what --fail-on unseen acts on. */
+enum clk_note_kind {
+    CLK_NOTE_INFO = 0,       /* suppressions and baselines used, a report merged once */
+    CLK_NOTE_UNSEEN = 1,     /* a database client the detector cannot see: a copy of its own, a static or Go
+                              * program, a dlmopen namespace, a process that never journaled */
+    CLK_NOTE_INCOMPLETE = 2, /* an input read only in part: damaged or cut short, lost events, still running */
+};
+#define CLK_NOTE_KINDS "info, unseen, incomplete"
+void clk_report_note(struct clk_report *r, enum clk_note_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A note's kind. Kept in the note's own allocation, after its NUL: notes stay plain strings that
+ * their users (the fuzz bodies among them) read and free as such. */
+static inline enum clk_note_kind clk_note_kind(const char *note)
+{
+    return (enum clk_note_kind)(unsigned char)note[strlen(note) + 1];
+}
+const char *clk_note_kind_name(enum clk_note_kind k);
+/* The kind named (as in note_details' "kind"), CLK_NOTE_INFO when unknown. */
+enum clk_note_kind clk_note_kind_from_name(const char *name);
+/* --fail-on: notes, beyond leaks and double closes, that fail the run. */
+#define CLK_FAIL_UNSEEN 1u    /* notes of kind unseen */
+#define CLK_FAIL_FINALIZER 2u /* connections closed by a garbage collector (issue 12): none are told apart yet */
+/* Parses "unseen,finalizer" into *mask (ORed in); -1 when a word is unknown or empty. */
+int clk_fail_on_parse(const char *list, size_t len, unsigned *mask);
+/* Whether note i fails the run under r->fail_on. */
+int clk_note_fails(const struct clk_report *r, size_t i);
+uint64_t clk_report_failing_notes(const struct clk_report *r);
 void clk_finding_fingerprint(struct clk_finding *f);
 const char *clk_kind_name(enum clk_kind k);
 /* Findings that fail the run: unsuppressed leaks and double closes. */
@@ -141,6 +171,9 @@ int clk_is_raw_file(const char *path);
 const char *clk_own_copy_of(const char *path);
 /* 1 when path is an ELF program with no dynamic loader (LD_PRELOAD cannot reach it). */
 int clk_is_static_exe(const char *path);
+/* 1 when the object at path holds Go code (a .go.buildinfo section, or runtime.main or
+ * runtime.goexit defined): Go makes its system calls itself, past the wrappers. Cached per path. */
+int clk_is_go_object(const char *path);
 
 /* load_json.c: a JSON report (version 1) into the report. */
 int clk_load_json(struct clk_report *r, const char *path);
@@ -160,9 +193,10 @@ int clk_render_json(const struct clk_report *r, FILE *out, const struct clk_rend
 int clk_render_junit(const struct clk_report *r, FILE *out, const struct clk_render_opts *o);
 int clk_render_sarif(const struct clk_report *r, FILE *out, const struct clk_render_opts *o);
 int clk_render_github(const struct clk_report *r, FILE *out, const struct clk_render_opts *o);
+int clk_render_html(const struct clk_report *r, FILE *out, const struct clk_render_opts *o);
 /* The renderer for a format name, NULL when unknown. */
 clk_renderer clk_renderer_for(const char *format);
-#define CLK_FORMATS "text, json, junit, sarif, github"
+#define CLK_FORMATS "text, json, junit, sarif, github, html"
 /* The first frame's function, NULL when unknown. */
 const char *clk_first_function(const struct clk_stack *s);
 /* " (FIRST, 2 times, test s::t, pids 1, 2)": the parenthesis messages end with;
@@ -247,6 +281,8 @@ struct clk_suppressions *clk_suppressions_load(const char *path);
  * file or module matches a pattern of its kind). */
 void clk_suppressions_apply(struct clk_report *r, const struct clk_suppressions *s);
 void clk_suppressions_free(struct clk_suppressions *s);
+/* gen_suppressions.c: --gen-suppressions, one rule per unsuppressed finding, to path ("" or NULL: stderr). */
+int clk_gen_suppressions(const struct clk_report *r, const char *path);
 
 /* baseline.c: known fingerprints that do not fail the run. */
 int clk_baseline_write(const struct clk_report *r, const char *path);

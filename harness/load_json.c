@@ -125,7 +125,7 @@ int clk_load_json(struct clk_report *r, const char *path)
     free(text);
     void **seen = clk_map_slot(&r->sources, h, 1);
     if (*seen) {
-        clk_report_note(r, "%s is the same report as %s: merged once", path, (const char *)*seen);
+        clk_report_note(r, CLK_NOTE_INFO, "%s is the same report as %s: merged once", path, (const char *)*seen);
         json_decref(root);
         return 0;
     }
@@ -168,10 +168,21 @@ int clk_load_json(struct clk_report *r, const char *path)
         for (size_t i = 0; i < json_array_size(a) && !rc; i++)
             rc = read_finding(r, json_array_get(a, i), l == 0, l == 2, path);
     }
-    json_t *notes = json_object_get(root, "notes");
-    for (size_t i = 0; json_is_array(notes) && i < json_array_size(notes); i++)
-        if (json_is_string(json_array_get(notes, i)))
-            clk_report_note(r, "%s", json_string_value(json_array_get(notes, i)));
+    /* note_details carries each note's kind; a report without it (older, or written by hand) has
+     * notes of no known kind, read as info */
+    json_t *notes = json_object_get(root, "notes"), *details = json_object_get(root, "note_details");
+    if (json_is_array(details) && json_array_size(details) == json_array_size(notes)) {
+        for (size_t i = 0; i < json_array_size(details); i++) {
+            json_t *d = json_array_get(details, i);
+            json_t *text = json_object_get(d, "text"), *kind = json_object_get(d, "kind");
+            if (json_is_string(text))
+                clk_report_note(r, clk_note_kind_from_name(json_string_value(kind)), "%s", json_string_value(text));
+        }
+    } else {
+        for (size_t i = 0; json_is_array(notes) && i < json_array_size(notes); i++)
+            if (json_is_string(json_array_get(notes, i)))
+                clk_report_note(r, CLK_NOTE_INFO, "%s", json_string_value(json_array_get(notes, i)));
+    }
     json_decref(root);
     return rc;
 }

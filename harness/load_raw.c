@@ -399,6 +399,8 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
             }
             break;
         case CONNLEAK_REC_CLOSE:
+            if (!pool)
+                finalized_close(r, p, clk_map_get(conns, h), e);
             if (forget_counted(p, conns, h, pool)) {
                 if (!pool)
                     r->summary.closes++;
@@ -433,8 +435,12 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
             break;
         case CONNLEAK_REC_NOTE: {
             const char *text = string_of(p, e->u.ev.target);
+            /* the journal carries no kind: a note of the recorder's on what it cannot see (a copy in a
+             * dlmopen namespace, an object bound past the wrappers) says "...are not seen"; the others
+             * (an environment put back, Python frames not read) are for information */
             if (text)
-                clk_report_note(r, "process %d: %s", p->pid, text);
+                clk_report_note(r, strstr(text, "not seen") ? CLK_NOTE_UNSEEN : CLK_NOTE_INFO, "process %d: %s",
+                                p->pid, text);
             break;
         }
         case CONNLEAK_REC_LOST:
@@ -469,8 +475,31 @@ static void note_own_copies(struct clk_report *r, struct proc *p)
         where = p->modules[i].path;
     }
     if (what)
-        clk_report_note(r, "process %d (%s) has its own copy of %s in %s (statically linked): "
+        clk_report_note(r, CLK_NOTE_UNSEEN, "process %d (%s) has its own copy of %s in %s (statically linked): "
                         "connections it opens there are not seen", p->pid, exe ? exe : "?", what, where);
+}
+
+/* Go makes its system calls itself, not through libc: a Go program's own network connections
+ * (pure-Go PostgreSQL drivers) never reach the wire route's wrappers. Said for the program and for
+ * Go code loaded into another one (a -buildmode=c-shared library). */
+static void note_go(struct clk_report *r, struct proc *p)
+{
+    const char *exe = string_of(p, p->exe), *where = NULL;
+    if (clk_is_go_object(exe))
+        where = exe;
+    for (size_t i = 0; !where && i < p->nmodules; i++)
+        if (clk_is_go_object(p->modules[i].path))
+            where = p->modules[i].path;
+    if (!where)
+        return;
+    if (where == exe)
+        clk_report_note(r, CLK_NOTE_UNSEEN, "process %d (%s) is a Go program: its network connections (pure-Go "
+                        "PostgreSQL drivers such as pgx and lib/pq) and any database client that does not go "
+                        "through libc are not seen", p->pid, exe);
+    else
+        clk_report_note(r, CLK_NOTE_UNSEEN, "process %d (%s) runs Go code from %s: its network connections "
+                        "(pure-Go PostgreSQL drivers such as pgx and lib/pq) and any database client that does "
+                        "not go through libc are not seen", p->pid, exe ? exe : "?", where);
 }
 
 /* Why the last journal could not be read: said on stderr and kept for the report's note. */
@@ -501,7 +530,7 @@ static int load_raw(struct clk_report *r, const char *path, uint64_t only_run)
         /* created, then the process died before it wrote its header: nothing to tell but that */
         close(fd);
         r->summary.processes++;
-        clk_report_note(r, "%s: a process ended before its journal was set up", path);
+        clk_report_note(r, CLK_NOTE_UNSEEN, "%s: a process ended before its journal was set up", path);
         return 0;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)CONNLEAK_RAW_SLOT) {
@@ -528,7 +557,7 @@ static int load_raw(struct clk_report *r, const char *path, uint64_t only_run)
     }
     uint64_t nslots = (uint64_t)st.st_size / CONNLEAK_RAW_SLOT;
     if (st.st_size % CONNLEAK_RAW_CHUNK)
-        clk_report_note(r, "%s: truncated at %lld bytes (journals grow by whole MiB): what the process did after "
+        clk_report_note(r, CLK_NOTE_INCOMPLETE, "%s: truncated at %lld bytes (journals grow by whole MiB): what the process did after "
                         "that is missing", path, (long long)st.st_size);
     struct proc p = {0};
     p.path = path;
@@ -554,20 +583,21 @@ static int load_raw(struct clk_report *r, const char *path, uint64_t only_run)
     report_open(r, &p, &p.checkouts, 1);
     r->summary.processes++;
     note_own_copies(r, &p);
+    note_go(r, &p);
     if (p.corrupt)
-        clk_report_note(r, "%s: %llu corrupt record%s skipped", path, (unsigned long long)p.corrupt,
+        clk_report_note(r, CLK_NOTE_INCOMPLETE, "%s: %llu corrupt record%s skipped", path, (unsigned long long)p.corrupt,
                         p.corrupt == 1 ? "" : "s");
     if (p.dangling)
-        clk_report_note(r, "%s: %llu reference%s to stacks or strings it does not hold (damaged, or cut short by a "
+        clk_report_note(r, CLK_NOTE_INCOMPLETE, "%s: %llu reference%s to stacks or strings it does not hold (damaged, or cut short by a "
                         "crash): findings show no stack or target there", path, (unsigned long long)p.dangling,
                         p.dangling == 1 ? "" : "s");
     if (r->live && !p.exited && (kill(p.pid, 0) == 0 || errno == EPERM)) {
         const char *exe = string_of(&p, p.exe);
-        clk_report_note(r, "process %d (%s) was still running when the report was made: what it does from now on "
+        clk_report_note(r, CLK_NOTE_INCOMPLETE, "process %d (%s) was still running when the report was made: what it does from now on "
                         "is not in it", p.pid, exe ? exe : "?");
     }
     if (p.lost)
-        clk_report_note(r, "process %d lost %llu event%s (journal full: no room on its disk, or the 16 GiB limit); "
+        clk_report_note(r, CLK_NOTE_INCOMPLETE, "process %d lost %llu event%s (journal full: no room on its disk, or the 16 GiB limit); "
                         "a leak it shows may have been closed after that", p.pid, (unsigned long long)p.lost,
                         p.lost == 1 ? "" : "s");
     for (size_t i = 0; i < p.blobs.cap; i++) {
@@ -637,7 +667,7 @@ int clk_load_run_dir(struct clk_report *r, const char *dir, uint64_t only_run)
         }
         /* one bad journal is reported; the others still are */
         if (load_raw(r, names[i], only_run) != 0) {
-            clk_report_note(r, "%s (not read; the other journals are)", load_error);
+            clk_report_note(r, CLK_NOTE_INCOMPLETE, "%s (not read; the other journals are)", load_error);
             rc = 1;
         }
         free(names[i]);

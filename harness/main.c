@@ -5,6 +5,11 @@
 #include "connleak.h"
 #include "harness.h"
 
+/* meson's project version (harness/meson.build); connleak.h's otherwise */
+#ifndef CLK_MESON_VERSION
+#define CLK_MESON_VERSION CONNLEAK_VERSION
+#endif
+
 static const char usage[] =
     "usage: connleak COMMAND [OPTIONS]\n"
     "\n"
@@ -18,17 +23,26 @@ static const char usage[] =
     "  postgres -- COMMAND [ARG...]        run COMMAND (not under the detector) with a throwaway PostgreSQL\n"
     "                                      cluster; PGHOST, PGPORT, PGUSER, PGDATABASE, DATABASE_URL set\n"
     "  preload-path                        print the absolute path of libconnleak-preload.so\n"
-    "  --help, --version                   (also COMMAND --help)\n"
+    "  --help, -h                          this text (also COMMAND --help)\n"
+    "  --version, -V                       print \"connleak VERSION\" and exit 0\n"
     "\n"
     "options of run and report:\n"
     "  --json FILE          also write the merged report as JSON to FILE\n"
-    "  --format FORMAT      text (default), json, junit, sarif or github; to stderr unless\n"
+    "  --format FORMAT      text (default), json, junit, sarif, github or html (one self-contained\n"
+    "                       HTML page, nothing fetched); to stderr unless\n"
     "                       an --output FILE follows it (repeat the pair for several)\n"
     "  --output FILE        where the preceding --format goes (alone: text to FILE)\n"
     "  --suppressions FILE  leak:, double_close:, unknown_close: PATTERN lines (LSan style)\n"
     "  --baseline FILE      findings whose fingerprints are in FILE do not fail the run\n"
     "  --write-baseline FILE  record the current findings' fingerprints in FILE\n"
+    "  --gen-suppressions[=FILE]  after the report, one suppression rule per finding, each matching\n"
+    "                       that finding only (Valgrind's =all); on stderr, or written to FILE\n"
     "  --exitcode N         exit status when unsuppressed leaks or double closes remain (default 23)\n"
+    "  --fail-on WHAT       these notes fail the run too, with the --exitcode (repeat, or a comma list;\n"
+    "                       also CONNLEAK_OPTIONS=fail_on=WHAT): unseen, notes on database clients the\n"
+    "                       detector cannot see (a copy of its own, a static or Go program...);\n"
+    "                       finalizer, connections closed by a garbage collector (none are told\n"
+    "                       apart yet: accepted, fails nothing today)\n"
     "  --verbose            more detail\n"
     "  --quiet              no report on stderr (the exit status and --json still tell)\n"
     "options of run only:\n"
@@ -38,12 +52,15 @@ static const char usage[] =
     "  --no-follow-children only the command itself is watched, not what it starts\n"
     "                       (--follow-children, the default, watches them all)\n"
     "\n"
-    "exit status of run: the command's own status when non-zero (128+signal when killed), else\n"
-    "the --exitcode when findings remain, else 0. Of report: --exitcode when findings remain,\n"
+    "exit status of run: the command's own status when non-zero (128+signal when killed; 127 not\n"
+    "found, 126 not executable, with no report), else the --exitcode when findings (or --fail-on\n"
+    "notes) remain, else 0. Of report: the --exitcode when findings (or --fail-on notes) remain,\n"
     "0 when none, 2 for unreadable input (what can be read is still reported).\n"
     "\n"
     "Direct use: LD_PRELOAD=$(connleak preload-path) COMMAND prints a report at exit;\n"
-    "CONNLEAK_OPTIONS=key=value:... sets exitcode, stack_depth, report, output, verbosity.\n";
+    "CONNLEAK_OPTIONS=key=value:... sets exitcode, stack_depth, report, output, verbosity.\n"
+    "connleak run adds verify_asan_link_order=0 to ASAN_OPTIONS (unless set): gcc's AddressSanitizer\n"
+    "runtime would refuse to start after the preloaded library.\n";
 
 int main(int argc, char **argv)
 {
@@ -56,8 +73,8 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return 0;
     }
-    if (!strcmp(cmd, "--version")) {
-        printf("connleak %s\n", CONNLEAK_VERSION);
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+        printf("connleak %s\n", CLK_MESON_VERSION);
         return 0;
     }
     /* COMMAND --help: the one usage text covers every command */

@@ -188,15 +188,66 @@ const struct clk_finding *clk_report_add(struct clk_report *r, const struct clk_
     return f;
 }
 
-void clk_report_note(struct clk_report *r, const char *fmt, ...)
+void clk_report_note(struct clk_report *r, enum clk_note_kind kind, const char *fmt, ...)
 {
     char buf[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    size_t n = strlen(buf);
+    char *note = clk_xmalloc(n + 2);
+    memcpy(note, buf, n + 1);
+    note[n + 1] = (char)kind; /* read back by clk_note_kind */
     r->notes = clk_xrealloc(r->notes, (r->nnotes + 1) * sizeof *r->notes);
-    r->notes[r->nnotes++] = clk_xstrdup(buf);
+    r->notes[r->nnotes++] = note;
+}
+
+static const char *const note_kind_names[] = {
+    [CLK_NOTE_INFO] = "info", [CLK_NOTE_UNSEEN] = "unseen", [CLK_NOTE_INCOMPLETE] = "incomplete"};
+
+const char *clk_note_kind_name(enum clk_note_kind k)
+{
+    return (unsigned)k < sizeof note_kind_names / sizeof *note_kind_names ? note_kind_names[k] : "info";
+}
+
+enum clk_note_kind clk_note_kind_from_name(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof note_kind_names / sizeof *note_kind_names; i++)
+        if (!strcmp(name, note_kind_names[i]))
+            return (enum clk_note_kind)i;
+    return CLK_NOTE_INFO;
+}
+
+int clk_fail_on_parse(const char *list, size_t len, unsigned *mask)
+{
+    const char *end = list + len;
+    for (;;) {
+        const char *comma = memchr(list, ',', (size_t)(end - list));
+        size_t n = (size_t)((comma ? comma : end) - list);
+        if (n == 6 && !strncmp(list, "unseen", 6))
+            *mask |= CLK_FAIL_UNSEEN;
+        else if (n == 9 && !strncmp(list, "finalizer", 9))
+            *mask |= CLK_FAIL_FINALIZER;
+        else
+            return -1;
+        if (!comma)
+            return 0;
+        list = comma + 1;
+    }
+}
+
+int clk_note_fails(const struct clk_report *r, size_t i)
+{
+    return (r->fail_on & CLK_FAIL_UNSEEN) && clk_note_kind(r->notes[i]) == CLK_NOTE_UNSEEN;
+}
+
+uint64_t clk_report_failing_notes(const struct clk_report *r)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < r->nnotes; i++)
+        n += (uint64_t)clk_note_fails(r, i);
+    return n;
 }
 
 uint64_t clk_report_failing(const struct clk_report *r)

@@ -177,10 +177,21 @@ int clk_render_github(const struct clk_report *r, FILE *out, const struct clk_re
         }
     clk_frame_memo_free(&memo);
     struct clk_buf b = {0};
+    /* a client the detector cannot see, or a journal read in part, is a warning annotation (an error
+     * when --fail-on makes it fail the run); what is merely for information stays a log line */
     for (size_t i = 0; i < r->nnotes; i++) {
-        b.n = 0;
-        clk_buf_printf(&b, "connleak: note: %s", r->notes[i]);
-        plain_line(&w, b.p);
+        enum clk_note_kind kind = clk_note_kind(r->notes[i]);
+        if (kind == CLK_NOTE_INFO) {
+            b.n = 0;
+            clk_buf_printf(&b, "connleak: note: %s", r->notes[i]);
+            plain_line(&w, b.p);
+            continue;
+        }
+        clk_buf_printf(&w, "::%s title=", clk_note_fails(r, i) ? "error" : "warning");
+        gh_escape(&w, kind == CLK_NOTE_UNSEEN ? "connleak: database client not seen" : "connleak: report incomplete", 1);
+        clk_buf_puts(&w, "::");
+        gh_escape(&w, r->notes[i], 0);
+        clk_buf_putc(&w, '\n');
     }
     unsigned long long leaks = r->summary.leaks, dc = r->summary.double_closes, uc = r->summary.unknown_closes;
     b.n = 0;

@@ -140,6 +140,20 @@ int clk_render_json(const struct clk_report *r, FILE *out, const struct clk_rend
     clk_frame_memo_free(&memo);
     clk_json_raw(&j, "  \"notes\": ");
     strings(&j, r->notes, r->nnotes);
+    /* notes stay plain strings (SPEC.md); their kinds, and which fail the run, alongside in the same order */
+    clk_json_raw(&j, ",\n  \"note_details\": ");
+    clk_json_open(&j, '[');
+    for (size_t i = 0; i < r->nnotes; i++) {
+        clk_json_open(&j, '{');
+        clk_json_key_str(&j, "kind", clk_note_kind_name(clk_note_kind(r->notes[i])));
+        clk_json_key_str(&j, "text", r->notes[i]);
+        if (clk_note_fails(r, i)) {
+            clk_json_key(&j, "fails");
+            clk_json_bool(&j, 1);
+        }
+        clk_json_close(&j, '}');
+    }
+    clk_json_close(&j, ']');
     clk_json_raw(&j, "\n}\n");
     return clk_json_end(&j);
 }

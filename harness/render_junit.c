@@ -244,9 +244,27 @@ static void testcase(struct clk_buf *out, struct clk_frame_memo *memo, const str
     free(name);
 }
 
+/* A note that fails the run (--fail-on unseen) fails a testcase of its own, so CI shows it red;
+ * every note is in system-out too. */
+static void note_testcase(struct clk_buf *out, const char *note, unsigned n)
+{
+    clk_buf_puts(out, "    <testcase");
+    attr(out, "classname", "connleak.unseen");
+    if (n > 1)
+        clk_buf_printf(out, " name=\"database client not seen #%u\"", n);
+    else
+        attr(out, "name", "database client not seen");
+    clk_buf_puts(out, " time=\"0\">\n      <failure");
+    attr(out, "message", note);
+    attr(out, "type", "unseen");
+    clk_buf_puts(out, ">");
+    xml_put(out, note, 0);
+    clk_buf_puts(out, "\n(--fail-on unseen)</failure>\n    </testcase>\n");
+}
+
 int clk_render_junit(const struct clk_report *r, FILE *out, const struct clk_render_opts *o)
 {
-    unsigned long long failures = 0, skipped = 0;
+    unsigned long long failures = clk_report_failing_notes(r), skipped = 0;
     for (size_t i = 0; i < r->nfindings; i++) {
         const struct clk_finding *f = r->findings[i];
         if (f->suppressed || f->baselined)
@@ -255,7 +273,7 @@ int clk_render_junit(const struct clk_report *r, FILE *out, const struct clk_ren
             failures++;
     }
     /* a passing "connleak" testcase when nothing fails, so the suite is never empty and shows green */
-    unsigned long long tests = r->nfindings + (failures == 0);
+    unsigned long long tests = r->nfindings + clk_report_failing_notes(r) + (failures == 0);
     struct clk_buf b = {0};
 
     clk_buf_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites");
@@ -282,6 +300,9 @@ int clk_render_junit(const struct clk_report *r, FILE *out, const struct clk_ren
     }
     clk_map_free(&seen);
     clk_frame_memo_free(&memo);
+    for (size_t i = 0, n = 0; i < r->nnotes; i++)
+        if (clk_note_fails(r, i))
+            note_testcase(&b, r->notes[i], (unsigned)++n);
     if (!failures)
         clk_buf_puts(&b, "    <testcase classname=\"connleak\" name=\"connleak\" time=\"0\"/>\n");
 

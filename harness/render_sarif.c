@@ -434,10 +434,17 @@ int clk_render_sarif(const struct clk_report *r, FILE *out, const struct clk_ren
     clk_json_bool(&j, 1);
     clk_json_key(&j, "toolExecutionNotifications");
     clk_json_open(&j, '[');
+    /* a note that fails the run (--fail-on) is an error, one about what could not be seen or read a
+     * warning, the rest notes; the kind is the JSON report's note_details kind */
     for (size_t i = 0; i < r->nnotes; i++) {
+        enum clk_note_kind kind = clk_note_kind(r->notes[i]);
         clk_json_open(&j, '{');
-        clk_json_key_str(&j, "level", "warning");
+        clk_json_key_str(&j, "level", clk_note_fails(r, i) ? "error" : kind == CLK_NOTE_INFO ? "note" : "warning");
         text_member(&j, "message", r->notes[i]);
+        clk_json_key(&j, "properties");
+        clk_json_open(&j, '{');
+        clk_json_key_str(&j, "kind", clk_note_kind_name(kind));
+        clk_json_close(&j, '}');
         clk_json_close(&j, '}');
     }
     clk_json_close(&j, ']');

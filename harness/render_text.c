@@ -90,18 +90,21 @@ static void finding(struct clk_buf *b, struct clk_frame_memo *memo, const struct
 int clk_render_text(const struct clk_report *r, FILE *out, const struct clk_render_opts *o)
 {
     int verbose = o->verbose;
-    uint64_t failing = clk_report_failing(r);
+    uint64_t failing = clk_report_failing(r), failing_notes = clk_report_failing_notes(r);
     struct clk_buf b = {0};
     struct clk_frame_memo memo = {0};
     int any = 0;
     for (size_t i = 0; i < r->nfindings; i++)
         if (!r->findings[i]->suppressed || verbose)
             any = 1;
-    if (any) {
+    if (any || failing_notes) {
         clk_buf_puts(&b, "=================================================================\n");
         if (failing)
             clk_buf_printf(&b, "==connleak==ERROR: connleak: %llu leaked connection%s or double close%s\n",
                            (unsigned long long)failing, failing == 1 ? "" : "s", failing == 1 ? "" : "s");
+        if (failing_notes)
+            clk_buf_printf(&b, "==connleak==ERROR: connleak: %llu note%s on database clients the detector cannot "
+                           "see (--fail-on unseen)\n", (unsigned long long)failing_notes, failing_notes == 1 ? "" : "s");
     }
     for (size_t i = 0; i < r->nfindings; i++) {
         const struct clk_finding *f = r->findings[i];
@@ -115,7 +118,8 @@ int clk_render_text(const struct clk_report *r, FILE *out, const struct clk_rend
         clk_buf_flush(&b, out, CLK_FLUSH_AT);
     }
     for (size_t i = 0; i < r->nnotes; i++)
-        clk_buf_printf(&b, "\nconnleak: note: %s\n", r->notes[i]);
+        clk_buf_printf(&b, "\nconnleak: %s: %s\n", clk_note_fails(r, i) ? "error (--fail-on unseen)" : "note",
+                       r->notes[i]);
     char known[64] = ""; /* only when a baseline skipped some: the line stays as it was without one */
     if (r->summary.baselined)
         snprintf(known, sizeof known, ", %llu known (baseline)", (unsigned long long)r->summary.baselined);

@@ -34,8 +34,10 @@ struct opts {
     int format_pending; /* the last --format has no --output yet */
     int exitcode;
     int verbose, quiet, postgres, stack_depth, no_follow;
+    unsigned fail_on; /* CLK_FAIL_* from --fail-on */
     const char *keep_raw;
     const char *suppressions, *baseline, *write_baseline;
+    const char *gen_suppressions; /* --gen-suppressions[=FILE]: "" for stderr */
     char **cmd; /* after "--" */
     int ncmd;
     char **files;
@@ -100,6 +102,12 @@ static int parse(const char *verb, int argc, char **argv, struct opts *o, int wa
                 clk_err("%s: --exitcode wants a number from 0 to 255, not '%s'", verb, val);
                 return -1;
             }
+        } else if (!strcmp(a, "--fail-on")) {
+            NEEDS_VALUE();
+            if (clk_fail_on_parse(val, strlen(val), &o->fail_on) != 0) {
+                clk_err("%s: --fail-on wants unseen or finalizer (several: a comma list), not '%s'", verb, val);
+                return -1;
+            }
         } else if (!strcmp(a, "--suppressions")) {
             NEEDS_VALUE();
             o->suppressions = val;
@@ -109,6 +117,14 @@ static int parse(const char *verb, int argc, char **argv, struct opts *o, int wa
         } else if (!strcmp(a, "--write-baseline")) {
             NEEDS_VALUE();
             o->write_baseline = val;
+        } else if (!strcmp(a, "--gen-suppressions") || !strncmp(a, "--gen-suppressions=", 19)) {
+            /* =FILE, or stderr after the report (also =all and =yes, Valgrind's words) */
+            const char *v = a[18] ? a + 19 : "";
+            if (a[18] && !*v) {
+                clk_err("%s: --gen-suppressions= needs a file name", verb);
+                return -1;
+            }
+            o->gen_suppressions = !strcmp(v, "all") || !strcmp(v, "yes") ? "" : v;
         } else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
             o->verbose = 1;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
@@ -279,6 +295,50 @@ static const char *suppressions_path(const struct opts *o)
     return NULL;
 }
 
+/* CONNLEAK_OPTIONS' fail_on=unseen,finalizer, ORed into o->fail_on; -1 with a message when it names
+ * something else. With strip, the key leaves the environment the command gets: it is the CLI's, and
+ * the preloaded library would refuse it as unknown in every process. */
+static int fail_on_from_env(struct opts *o, const char *verb, int strip)
+{
+    const char *env = getenv("CONNLEAK_OPTIONS");
+    if (!env || !strstr(env, "fail_on="))
+        return 0;
+    struct clk_buf rest = {0};
+    int rc = 0;
+    for (const char *p = env; *p;) {
+        size_t len = strcspn(p, ":");
+        if (len >= 8 && !strncmp(p, "fail_on=", 8)) {
+            if (clk_fail_on_parse(p + 8, len - 8, &o->fail_on) != 0) {
+                clk_err("%s: CONNLEAK_OPTIONS: fail_on wants unseen or finalizer (several: a comma list), not "
+                        "'%.*s'", verb, (int)(len - 8), p + 8);
+                rc = -1;
+            }
+        } else if (len) {
+            if (rest.n)
+                clk_buf_putc(&rest, ':');
+            clk_buf_add(&rest, p, len);
+        }
+        p += len + (p[len] == ':');
+    }
+    if (strip && !rc) {
+        if (rest.n)
+            setenv("CONNLEAK_OPTIONS", rest.p, 1);
+        else
+            unsetenv("CONNLEAK_OPTIONS");
+    }
+    free(rest.p);
+    return rc;
+}
+
+/* What --fail-on asks the report to do, and what it cannot do yet. */
+static void apply_fail_on(struct clk_report *r, const struct opts *o)
+{
+    r->fail_on = o->fail_on;
+    if (o->fail_on & CLK_FAIL_FINALIZER)
+        clk_report_note(r, CLK_NOTE_INFO, "--fail-on finalizer: this connleak does not yet tell connections closed "
+                        "by a garbage collector or finalizer apart, so none fail the run");
+}
+
 /* Loads the suppressions and baseline once to tell bad ones early; -1 when one cannot be read. */
 static int check_inputs(const struct opts *o)
 {
@@ -295,7 +355,7 @@ static int check_inputs(const struct opts *o)
         int rc = clk_baseline_apply(&empty, o->baseline);
         /* a trial run on an empty report: all it gathers is notes */
         for (size_t i = 0; i < empty.nnotes; i++)
-            free(empty.notes[i]);
+            free(empty.notes[i]); /* (a note's kind lives in its one allocation) */
         free(empty.notes);
         if (rc != 0)
             return -1;
@@ -390,12 +450,29 @@ static void note_unreached(struct clk_report *r, const char *name)
 {
     char buf[PATH_MAX];
     const char *path = command_path(name, buf, sizeof buf);
-    if (path && clk_is_static_exe(path))
-        clk_report_note(r, "%s is statically linked: the detector cannot be preloaded into it, so connections "
-                        "it opens are not seen", path);
+    path = path ? clk_intern(path) : NULL; /* clk_is_go_object caches by the interned pointer */
+    if (path && clk_is_static_exe(path) && clk_is_go_object(path))
+        clk_report_note(r, CLK_NOTE_UNSEEN, "%s is a statically linked Go program: the detector cannot be preloaded "
+                        "into it, so connections it opens are not seen (and a Go program's network connections, "
+                        "pure-Go PostgreSQL drivers such as pgx and lib/pq, bypass libc even where it can be)",
+                        path);
+    else if (path && clk_is_static_exe(path))
+        clk_report_note(r, CLK_NOTE_UNSEEN, "%s is statically linked: the detector cannot be preloaded into it, so "
+                        "connections it opens are not seen", path);
     else if (!r->summary.processes)
-        clk_report_note(r, "no process ran under the detector (a statically linked or set-uid program, or one "
-                        "that clears LD_PRELOAD, is not seen)");
+        clk_report_note(r, CLK_NOTE_UNSEEN, "no process ran under the detector (a statically linked or set-uid "
+                        "program, one that clears LD_PRELOAD, or an AddressSanitizer program run with "
+                        "ASAN_OPTIONS=verify_asan_link_order=1, is not seen)");
+}
+
+/* A dynamically linked command whose loader gave up before any of its code ran (a library not
+ * found: the loader says so and exits 127): no journal, and nothing to report. */
+static int loader_failed(const struct clk_report *r, const char *name, int status)
+{
+    char buf[PATH_MAX];
+    const char *path = command_path(name, buf, sizeof buf);
+    return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127 && !r->summary.processes && path &&
+           !clk_is_static_exe(path);
 }
 
 /* ---- signals: forwarded to the command, which decides ---- */
@@ -459,9 +536,15 @@ static int make_run_dir(const struct opts *o, char *dir, size_t cap)
     return 0;
 }
 
-/* Runs argv with extra environment set; returns the wait status, or -1. */
-static int spawn_and_wait(char **cmd)
+/* Runs argv with extra environment set; returns the wait status, or -1. When the command
+ * could not be started at all (not found, not executable), *exec_errno says why (else 0): a
+ * close-on-exec pipe carries the child's errno, and a successful exec closes it unwritten. */
+static int spawn_and_wait(char **cmd, int *exec_errno)
 {
+    *exec_errno = 0;
+    int errpipe[2];
+    if (pipe2(errpipe, O_CLOEXEC) != 0)
+        errpipe[0] = errpipe[1] = -1;
     struct sigaction sa = {0}, old_int, old_term, old_hup;
     sa.sa_handler = forward;
     sigemptyset(&sa.sa_mask);
@@ -472,6 +555,10 @@ static int spawn_and_wait(char **cmd)
     pid_t pid = fork();
     if (pid < 0) {
         clk_err("run: cannot fork: %s", strerror(errno));
+        if (errpipe[0] >= 0) {
+            close(errpipe[0]);
+            close(errpipe[1]);
+        }
         return -1;
     }
     if (pid == 0) {
@@ -480,10 +567,26 @@ static int spawn_and_wait(char **cmd)
         sigaction(SIGHUP, &old_hup, NULL);
         execvp(cmd[0], cmd);
         int e = errno;
-        clk_err("%s: %s", cmd[0], e == ENOENT ? "command not found" : strerror(e));
+        if (e == ENOENT && strchr(cmd[0], '/') && access(cmd[0], F_OK) == 0) /* as bash says it */
+            clk_err("%s: cannot execute: required file not found (its #! interpreter or dynamic loader)", cmd[0]);
+        else
+            clk_err("%s: %s", cmd[0], e == ENOENT ? "command not found" : strerror(e));
+        if (errpipe[1] >= 0 && write(errpipe[1], &e, sizeof e) < 0) {
+            /* the parent then reads no errno: the exit status below still says it */
+        }
         _exit(e == ENOENT ? 127 : 126);
     }
     child_pid = pid;
+    if (errpipe[0] >= 0) {
+        close(errpipe[1]);
+        int e = 0;
+        ssize_t n;
+        while ((n = read(errpipe[0], &e, sizeof e)) < 0 && errno == EINTR)
+            ;
+        if (n == (ssize_t)sizeof e)
+            *exec_errno = e ? e : ENOEXEC;
+        close(errpipe[0]);
+    }
     int status = 0;
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) {
@@ -510,6 +613,27 @@ static int command_status(int status)
     return 125;
 }
 
+/* gcc's AddressSanitizer runtime (libasan.so) refuses to start unless it is the first library
+ * loaded, and LD_PRELOAD puts the detector first ("ASan runtime does not come first in initial
+ * library list"); that check is all that stops it, and ASan's own documentation turns it off for
+ * preloads. The user's ASAN_OPTIONS are kept, a verify_asan_link_order of theirs too. TSan, UBSan
+ * and MSan, and clang's ASan (its runtime is linked in), need nothing. */
+static void let_sanitizers_start(void)
+{
+    const char *old = getenv("ASAN_OPTIONS");
+    if (old && strstr(old, "verify_asan_link_order"))
+        return;
+    if (!old || !old[0]) {
+        setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
+        return;
+    }
+    size_t n = strlen(old) + sizeof ":verify_asan_link_order=0";
+    char *both = clk_xmalloc(n);
+    snprintf(both, n, "%s:verify_asan_link_order=0", old);
+    setenv("ASAN_OPTIONS", both, 1);
+    free(both);
+}
+
 static void prepend_env(const char *name, const char *value, char sep)
 {
     const char *old = getenv(name);
@@ -527,7 +651,7 @@ static void prepend_env(const char *name, const char *value, char sep)
 int clk_cmd_run(int argc, char **argv)
 {
     struct opts o;
-    if (parse("run", argc, argv, &o, 1) != 0)
+    if (parse("run", argc, argv, &o, 1) != 0 || fail_on_from_env(&o, "run", 1) != 0)
         return STATUS_USAGE;
     const char *preload = clk_preload_path();
     if (!preload) {
@@ -567,10 +691,18 @@ int clk_cmd_run(int argc, char **argv)
     }
     if (o.no_follow)
         prepend_env("CONNLEAK_OPTIONS", "follow_children=0", ':');
-    int status = spawn_and_wait(o.cmd);
+    let_sanitizers_start();
+    int exec_errno;
+    int status = spawn_and_wait(o.cmd, &exec_errno);
     unsetenv("LD_PRELOAD");
     if (o.postgres)
         clk_pg_stop(&pg);
+    if (exec_errno) {
+        /* nothing ran: the child said why in one line; a report of nothing would read as a clean run */
+        if (!o.keep_raw)
+            nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        return exec_errno == ENOENT ? 127 : 126;
+    }
 
     /* static: the report lives until exit and is never freed (the process ends
      * right after rendering); reachable, so LeakSanitizer does not count it */
@@ -581,11 +713,21 @@ int clk_cmd_run(int argc, char **argv)
     unsetenv(CONNLEAK_RUN_ID_ENV);
     r.live = 1;
     int load_rc = clk_load_run_dir(&r, dir, run_id);
+    if (loader_failed(&r, o.cmd[0], status) && !load_rc) {
+        clk_err("run: %s did not start (its dynamic loader gave up, exit status 127: see its message above); "
+                "nothing ran under the detector", o.cmd[0]);
+        if (!o.keep_raw)
+            nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        return 127;
+    }
     note_unreached(&r, o.cmd[0]);
+    apply_fail_on(&r, &o);
     if (!o.keep_raw)
         nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     int filter_rc = filter(&r, &o);
     int render_rc = render(&r, &o);
+    if (o.gen_suppressions && clk_gen_suppressions(&r, o.gen_suppressions) != 0)
+        render_rc = -1;
     clk_symbolize_end();
     int own = command_status(status);
     if (own)
@@ -594,7 +736,7 @@ int clk_cmd_run(int argc, char **argv)
         return 128 + got_signal;
     if (filter_rc)
         return STATUS_USAGE;
-    if (clk_report_failing(&r))
+    if (clk_report_failing(&r) || clk_report_failing_notes(&r))
         return o.exitcode;
     if (render_rc || load_rc)
         return STATUS_USAGE;
@@ -604,7 +746,7 @@ int clk_cmd_run(int argc, char **argv)
 int clk_cmd_report(int argc, char **argv)
 {
     static struct opts o; /* static as the report below: o.files lives until exit */
-    if (parse("report", argc, argv, &o, 0) != 0)
+    if (parse("report", argc, argv, &o, 0) != 0 || fail_on_from_env(&o, "report", 0) != 0)
         return STATUS_USAGE;
     if (!o.nfiles) {
         clk_err("report: no input (usage: connleak report [OPTIONS] FILE...)");
@@ -621,7 +763,8 @@ int clk_cmd_report(int argc, char **argv)
         struct stat st;
         if (stat(f, &st) != 0) {
             clk_err("report: cannot read %s: %s", f, strerror(errno));
-            clk_report_note(&r, "cannot read %s: %s (not read; the other inputs are)", f, strerror(errno));
+            clk_report_note(&r, CLK_NOTE_INCOMPLETE, "cannot read %s: %s (not read; the other inputs are)", f,
+                            strerror(errno));
             bad++;
             continue;
         }
@@ -630,7 +773,7 @@ int clk_cmd_report(int argc, char **argv)
         if (S_ISDIR(st.st_mode)) {
             rc = clk_load_run_dir(&r, f, 0);
             if (!rc && r.summary.processes == before) /* a shard that never ran must not pass as clean */
-                clk_report_note(&r, "%s holds no journals: nothing ran under the detector there", f);
+                clk_report_note(&r, CLK_NOTE_UNSEEN, "%s holds no journals: nothing ran under the detector there", f);
         } else if (clk_is_raw_file(f)) {
             rc = clk_load_raw(&r, f);
         } else {
@@ -638,17 +781,20 @@ int clk_cmd_report(int argc, char **argv)
         }
         if (rc) {
             if (!S_ISDIR(st.st_mode))
-                clk_report_note(&r, "%s could not be read (not read; the other inputs are)", f);
+                clk_report_note(&r, CLK_NOTE_INCOMPLETE, "%s could not be read (not read; the other inputs are)", f);
             bad++;
         }
     }
     if (bad == o.nfiles && !r.summary.processes)
         return STATUS_USAGE;
+    apply_fail_on(&r, &o);
     if (filter(&r, &o) != 0)
         return STATUS_USAGE;
     int render_rc = render(&r, &o);
+    if (o.gen_suppressions && clk_gen_suppressions(&r, o.gen_suppressions) != 0)
+        render_rc = -1;
     clk_symbolize_end();
-    if (clk_report_failing(&r))
+    if (clk_report_failing(&r) || clk_report_failing_notes(&r))
         return o.exitcode;
     return render_rc || bad ? STATUS_USAGE : 0;
 }
@@ -664,7 +810,8 @@ int clk_cmd_postgres(int argc, char **argv)
     if (clk_pg_start(&pg, 0) != 0)
         return STATUS_USAGE;
     clk_pg_export(&pg);
-    int status = spawn_and_wait(argv + 1);
+    int exec_errno;
+    int status = spawn_and_wait(argv + 1, &exec_errno);
     clk_pg_stop(&pg);
     if (got_signal && status >= 0 && !WIFEXITED(status))
         return 128 + got_signal;

@@ -1,4 +1,4 @@
-/* static_check.c — finds loaded objects that carry their own copy of SQLite or libpq, which the preloaded wrappers cannot see. */
+/* static_check.c — finds loaded objects the preloaded wrappers cannot see into: their own copy of SQLite or libpq, Go code. */
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -20,30 +20,50 @@ static int has_all(const char *data, size_t len, const char *const *marks)
     return 1;
 }
 
+/* What an object's ELF says about what the wrappers miss in it. */
+struct facts {
+    const char *own_copy; /* "SQLite", "libpq" or NULL */
+    int go;
+};
+
+/* Go: its linker writes a .go.buildinfo section (kept by strip); failing that, its runtime's symbols. */
+static int is_go_section(Elf *elf, size_t shstrndx, const GElf_Shdr *sh)
+{
+    const char *name = elf_strptr(elf, shstrndx, sh->sh_name);
+    return name && !strcmp(name, ".go.buildinfo");
+}
+
 /* Which library an object defines instead of importing: "SQLite", "libpq" or NULL.
  * By its symbols (sqlite3_open_v2, PQconnectStart defined); failing those, a
- * stripped object that imports neither library but carries its strings. */
-static const char *scan(const char *path)
+ * stripped object that imports neither library but carries its strings.
+ * And whether it holds Go code. */
+static struct facts scan(const char *path)
 {
+    struct facts r = {NULL, 0};
     const char *base = clk_basename(path);
     if (!strncmp(base, "libsqlite3", 10) || !strncmp(base, "libpq.", 6) || !strncmp(base, "libconnleak", 11) ||
         !strncmp(base, "linux-vdso", 10))
-        return NULL;
+        return r;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return NULL;
+        return r;
     elf_version(EV_CURRENT);
     Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
     const char *found = NULL;
     int imports_sqlite = 0, imports_pq = 0;
+    size_t shstrndx = 0;
+    int have_names = elf && elf_getshdrstrndx(elf, &shstrndx) == 0;
     Elf_Scn *scn = NULL;
-    while (elf && !found && (scn = elf_nextscn(elf, scn))) {
+    while (elf && (scn = elf_nextscn(elf, scn))) {
         GElf_Shdr sh;
-        if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM) || !sh.sh_entsize)
+        if (!gelf_getshdr(scn, &sh))
+            continue;
+        r.go |= have_names && is_go_section(elf, shstrndx, &sh);
+        if ((sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM) || !sh.sh_entsize)
             continue;
         Elf_Data *data = elf_getdata(scn, NULL);
         size_t n = data ? sh.sh_size / sh.sh_entsize : 0;
-        for (size_t i = 0; i < n && !found; i++) {
+        for (size_t i = 0; i < n && (!found || !r.go); i++) {
             GElf_Sym sym;
             if (!gelf_getsym(data, (int)i, &sym))
                 continue;
@@ -58,9 +78,11 @@ static const char *scan(const char *path)
             if (GELF_ST_TYPE(sym.st_info) != STT_FUNC)
                 continue;
             if (!strcmp(name, "sqlite3_open_v2") || !strcmp(name, "openDatabase"))
-                found = "SQLite";
+                found = found ? found : "SQLite";
             else if (!strcmp(name, "PQconnectStart"))
-                found = "libpq";
+                found = found ? found : "libpq";
+            else if (!strncmp(name, "runtime.", 8) && (!strcmp(name + 8, "main") || !strcmp(name + 8, "goexit")))
+                r.go = 1;
         }
     }
     /* the sqlite3 shell and psql mention these strings too, but import the library */
@@ -81,7 +103,8 @@ static const char *scan(const char *path)
     if (elf)
         elf_end(elf);
     close(fd);
-    return found;
+    r.own_copy = found;
+    return r;
 }
 
 int clk_is_static_exe(const char *path)
@@ -109,16 +132,25 @@ int clk_is_static_exe(const char *path)
     return is_static;
 }
 
-const char *clk_own_copy_of(const char *path)
+/* scan(path), once per path: paths are interned, so the pointer is the key. */
+static const struct facts *facts_of(const char *path)
 {
-    static struct clk_map seen; /* interned path -> result (or a marker for none) */
-    static const char none[] = "";
-    if (!path)
-        return NULL;
+    static struct clk_map seen; /* interned path -> struct facts */
     void **slot = clk_map_slot(&seen, (uint64_t)(uintptr_t)path, 1);
     if (!*slot) {
-        const char *r = scan(path);
-        *slot = (void *)(r ? r : none);
+        struct facts *f = clk_xmalloc(sizeof *f);
+        *f = scan(path);
+        *slot = f;
     }
-    return *(const char *)*slot ? *slot : NULL;
+    return *slot;
+}
+
+const char *clk_own_copy_of(const char *path)
+{
+    return path ? facts_of(path)->own_copy : NULL;
+}
+
+int clk_is_go_object(const char *path)
+{
+    return path ? facts_of(path)->go : 0;
 }

@@ -201,7 +201,7 @@ static void note_once(struct clk_report *r, const char *text)
     for (size_t i = 0; i < r->nnotes; i++)
         if (!strcmp(r->notes[i], text))
             return;
-    clk_report_note(r, "%s", text);
+    clk_report_note(r, CLK_NOTE_INFO, "%s", text);
 }
 
 void clk_suppressions_apply(struct clk_report *r, const struct clk_suppressions *s)
