@@ -109,8 +109,6 @@ struct clk_report {
     } summary;
     struct clk_finding **findings;
     size_t nfindings, capfindings;
-    struct clk_report *finalized; /* connections closed by a garbage collector, merged as findings are;
-                                   * NULL when none (finalizer.c) */
     struct clk_map index;   /* merge key -> finding */
     struct clk_map sources; /* content hash of each input: the same file twice is merged once */
     char **notes;           /* things the reader must know: crashed processes, corrupt files, lost events;
@@ -193,10 +191,9 @@ int clk_render_json(const struct clk_report *r, FILE *out, const struct clk_rend
 int clk_render_junit(const struct clk_report *r, FILE *out, const struct clk_render_opts *o);
 int clk_render_sarif(const struct clk_report *r, FILE *out, const struct clk_render_opts *o);
 int clk_render_github(const struct clk_report *r, FILE *out, const struct clk_render_opts *o);
-int clk_render_html(const struct clk_report *r, FILE *out, const struct clk_render_opts *o);
 /* The renderer for a format name, NULL when unknown. */
 clk_renderer clk_renderer_for(const char *format);
-#define CLK_FORMATS "text, json, junit, sarif, github, html"
+#define CLK_FORMATS "text, json, junit, sarif, github"
 /* The first frame's function, NULL when unknown. */
 const char *clk_first_function(const struct clk_stack *s);
 /* " (FIRST, 2 times, test s::t, pids 1, 2)": the parenthesis messages end with;
@@ -281,8 +278,6 @@ struct clk_suppressions *clk_suppressions_load(const char *path);
  * file or module matches a pattern of its kind). */
 void clk_suppressions_apply(struct clk_report *r, const struct clk_suppressions *s);
 void clk_suppressions_free(struct clk_suppressions *s);
-/* gen_suppressions.c: --gen-suppressions, one rule per unsuppressed finding, to path ("" or NULL: stderr). */
-int clk_gen_suppressions(const struct clk_report *r, const char *path);
 
 /* baseline.c: known fingerprints that do not fail the run. */
 int clk_baseline_write(const struct clk_report *r, const char *path);

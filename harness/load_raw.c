@@ -399,8 +399,6 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
             }
             break;
         case CONNLEAK_REC_CLOSE:
-            if (!pool)
-                finalized_close(r, p, clk_map_get(conns, h), e);
             if (forget_counted(p, conns, h, pool)) {
                 if (!pool)
                     r->summary.closes++;

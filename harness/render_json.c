@@ -79,6 +79,10 @@ static void finding_json(struct clk_json *j, struct clk_frame_memo *memo, const 
             clk_json_key(j, "thread_created_at");
             stack_json(j, memo, &f->thread_created_at);
         }
+        if (f->closed_at.n) { /* closed_by_finalizer: where the garbage collector closed it */
+            clk_json_key(j, "closed_at");
+            stack_json(j, memo, &f->closed_at);
+        }
         if (f->suppressed) {
             clk_json_key_str(j, "kind", clk_kind_name(f->kind));
         }
@@ -137,6 +141,8 @@ int clk_render_json(const struct clk_report *r, FILE *out, const struct clk_rend
     findings(&j, &memo, r, "leaks", 0);
     findings(&j, &memo, r, "left_field_closes", 1);
     findings(&j, &memo, r, "suppressed", 2);
+    static const struct clk_report none;
+    findings(&j, &memo, r->finalized ? r->finalized : &none, "closed_by_finalizer", 0);
     clk_frame_memo_free(&memo);
     clk_json_raw(&j, "  \"notes\": ");
     strings(&j, r->notes, r->nnotes);

@@ -117,6 +117,17 @@ int clk_render_text(const struct clk_report *r, FILE *out, const struct clk_rend
         finding(&b, &memo, f);
         clk_buf_flush(&b, out, CLK_FLUSH_AT);
     }
+    /* closed by a garbage collector: reported, not failing unless --fail-on finalizer */
+    for (size_t i = 0; r->finalized && i < r->finalized->nfindings; i++) {
+        const struct clk_finding *f = r->finalized->findings[i];
+        unsigned long long n = (unsigned long long)f->count;
+        clk_buf_printf(&b, "\nClosed by the garbage collector, not by the program: %llu %s connection%s to %s, opened at:\n",
+                       n, f->backend, n == 1 ? "" : "s", f->target ? f->target : "(unknown target)");
+        frames(&b, &memo, &f->opened_at);
+        clk_buf_puts(&b, "  closed at:\n");
+        frames(&b, &memo, &f->closed_at);
+        clk_buf_flush(&b, out, CLK_FLUSH_AT);
+    }
     for (size_t i = 0; i < r->nnotes; i++)
         clk_buf_printf(&b, "\nconnleak: %s: %s\n", clk_note_fails(r, i) ? "error (--fail-on unseen)" : "note",
                        r->notes[i]);

@@ -295,3 +295,38 @@ Test(python, asyncpg_names_the_opener, TIMEOUT)
     cr_assert_eq(clk_test_int(f, "line"), 3, "its line" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
 }
+
+/* Closed by the garbage collector (issue 12): reported in closed_by_finalizer with the opener's
+ * stack, counted in the summary, not a leak, exit 0; an explicit close() is not there. */
+static void finalizer_on(int minor)
+{
+    const char *py = python(minor);
+    if (!py)
+        cr_skip_test("no Python 3.%d on this machine", minor);
+    clk_test_run r;
+    clk_test_connleak(NULL, ARGS(py, PY_FINALIZER), NULL, &r);
+    clk_assert_report(&r);
+    clk_assert_status(&r, 0);
+    clk_assert_summary(&r, "connects", 4);
+    clk_assert_summary(&r, "closes", 4);
+    clk_assert_summary(&r, "leaks", 0);
+    clk_assert_summary(&r, "closed_by_finalizer", 3);
+    json_t *list = json_object_get(r.report, "closed_by_finalizer");
+    cr_assert_eq(json_array_size(list), 3, "three entries" CLK_CTX_FMT, CLK_CTX(&r));
+    const char *openers[] = {"open_dropped", "open_cycle", "open_global"};
+    for (size_t k = 0; k < 3; k++) {
+        int found = 0;
+        size_t i;
+        json_t *e;
+        json_array_foreach(list, i, e) {
+            found |= py_frame(json_object_get(e, "opened_at"), openers[k]) != NULL;
+            cr_assert_null(py_frame(json_object_get(e, "opened_at"), "explicit"), "explicit close() is no finalizer's"
+                           CLK_CTX_FMT, CLK_CTX(&r));
+        }
+        cr_assert(found, "%s's connection" CLK_CTX_FMT, openers[k], CLK_CTX(&r));
+    }
+    clk_test_run_free(&r);
+}
+
+Test(python, closed_by_finalizer_3_11, TIMEOUT) { finalizer_on(11); }
+Test(python, closed_by_finalizer_3_13, TIMEOUT) { finalizer_on(13); }
