@@ -392,15 +392,14 @@ Test(clients, asyncpg_leak, TIMEOUT)
 }
 
 /* issue 12: the coroutine that opened the leaked connection (asyncpg_conns.py line 12,
- * open_report_conn) is in its stack. asyncpg connects inside a task of its own (asyncio.wait_for),
- * so the awaiting coroutine is on another task's chain, which Python frames do not follow yet. */
+ * open_report_conn) is in its stack, although asyncpg connects inside a task of its own
+ * (asyncio.wait_for): the awaiting task's coroutines follow the connecting task's frames. */
 Test(clients, asyncpg_leak_names_its_coroutine, TIMEOUT)
 {
     need_postgres();
     need_python_module("asyncpg", "python3-asyncpg");
     const char *const *cmd = ARGS(PYTHON, program("asyncpg_conns.py"), "leak");
     plain_run(cmd, NULL, 0, "pid=");
-    CLIENTS_PENDING("Python frames of the awaiting task (issue 12)");
     clk_test_run r;
     clk_test_connleak(NULL, cmd, NULL, &r);
     clk_assert_status(&r, 23);
@@ -526,7 +525,6 @@ Test(clients, node_sqlite3_unchanged_and_counted, TIMEOUT)
     const char *const *cmd = ARGS("node", program("node_sqlite3.js"));
     const char *const *env = ARGS(node_path);
     plain_run(cmd, env, 7, "answers 1 2\n");
-    CLIENTS_PENDING("sqlite3 pass-through (issue 13)");
     clk_test_run r;
     clk_test_connleak(NULL, cmd, env, &r);
     cr_assert_str_eq(r.proc.out, "answers 1 2\n", "stdout under the detector" CLK_CTX_FMT, CLK_CTX(&r));
