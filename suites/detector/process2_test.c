@@ -1,4 +1,4 @@
-/* process2_test.c — issue 13's promises about the host process: descriptor numbers and limit, where a direct report goes, a process that cannot journal, descendants that drop the detector. */
+/* process2_test.c — issue 13's promises about the host process: descriptor numbers and limit, where a direct report goes, a process that cannot journal, clone/clone3/_Fork/vfork/spawn children, descendants that drop the detector. */
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -171,6 +171,66 @@ Test(process2, a_refused_run_directory_under_connleak_run_fails_the_run, TIMEOUT
     clk_test_run_free(&r);
     clk_test_rmtree(dir);
 }
+
+/* ---- 4. every way a process comes to be ---- */
+
+static void check_new_process(const char *how, const char *end)
+{
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_newproc", ARGS("new", how, end), &r);
+    if (clk_test_contains(r.proc.out, "clone3 unsupported")) {
+        clk_test_run_free(&r);
+        cr_skip_test("clone3 is not supported here");
+    }
+    cr_assert(clk_test_contains(r.proc.out, "child status=exit 0"), "%s/%s: the child failed: %s %s", how, end,
+              r.proc.out, clk_test_excerpt(r.proc.err));
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    long long child = clk_test_stdout_int(r.proc.out, "child=");
+    long long parent = clk_test_stdout_int(r.proc.out, "parent=");
+    cr_assert(child > 0 && parent > 0, "%s", r.proc.out);
+    clk_assert_summary(&r, "processes", 2);
+    clk_assert_summary(&r, "connects", 2);
+    clk_assert_summary(&r, "leaks", 1);
+    clk_assert_leaks_naming(&r, "child_open_leaked", 1);
+    json_t *leak = clk_test_find_leak(r.report, "sqlite", NULL, "child_open_leaked");
+    cr_assert(clk_test_pids_contain(leak, child), "%s/%s: the leak is the child's (%lld)" CLK_CTX_FMT, how, end,
+              child, CLK_CTX(&r));
+    cr_assert(!clk_test_pids_contain(leak, parent), "%s/%s: not the parent's" CLK_CTX_FMT, how, end, CLK_CTX(&r));
+    cr_assert_null(clk_test_find_leak(r.report, NULL, NULL, "parent_open_inherited"),
+                   "%s/%s: the inherited connection was reported" CLK_CTX_FMT, how, end, CLK_CTX(&r));
+    clk_assert_summary(&r, "double_closes", 0);
+    clk_assert_summary(&r, "unknown_closes", 0);
+    clk_test_run_free(&r);
+}
+
+Test(process2, clone_child_exit, TIMEOUT) { check_new_process("clone", "exit"); }
+Test(process2, clone_child__exit, TIMEOUT) { check_new_process("clone", "_exit"); }
+Test(process2, clone3_child_exit, TIMEOUT) { check_new_process("clone3", "exit"); }
+Test(process2, clone3_child__exit, TIMEOUT) { check_new_process("clone3", "_exit"); }
+Test(process2, raw_clone_child_exit, TIMEOUT) { check_new_process("clone-raw", "exit"); }
+Test(process2, raw_clone_child__exit, TIMEOUT) { check_new_process("clone-raw", "_exit"); }
+Test(process2, _Fork_child_exit, TIMEOUT) { check_new_process("_Fork", "exit"); }
+
+/* vfork and posix_spawn start the fixture again: its own leak, its own journal */
+static void check_started(const char *how)
+{
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_newproc", ARGS("start", how), &r);
+    cr_assert(clk_test_contains(r.proc.out, "child status=exit 0"), "%s: %s", how, r.proc.out);
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    long long pid = clk_test_stdout_int(r.proc.out, "pid=");
+    clk_assert_summary(&r, "processes", 2);
+    clk_assert_summary(&r, "leaks", 1);
+    json_t *leak = clk_test_find_leak(r.report, "sqlite", NULL, "descendant_leak");
+    cr_assert(clk_test_pids_contain(leak, pid), "%s: the leak is the child's (%lld)" CLK_CTX_FMT, how, pid,
+              CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
+
+Test(process2, vfork_exec_child, TIMEOUT) { check_started("vfork"); }
+Test(process2, posix_spawn_child, TIMEOUT) { check_started("posix_spawn"); }
 
 /* ---- 5. descendants that drop the detector keep it ---- */
 
