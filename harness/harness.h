@@ -106,9 +106,12 @@ struct clk_report {
         /* the most connections one process had open at once: [0] any backend, [1] sqlite,
          * [2] postgres (CONNLEAK_RAW_*); the largest over the processes */
         uint64_t peak_open[3];
+        uint64_t closed_by_finalizer; /* closes the runtime's garbage collector made (finalizer.c) */
     } summary;
     struct clk_finding **findings;
     size_t nfindings, capfindings;
+    struct clk_report *finalized; /* connections closed by a garbage collector, merged as findings are;
+                                   * NULL when none (finalizer.c) */
     struct clk_map index;   /* merge key -> finding */
     struct clk_map sources; /* content hash of each input: the same file twice is merged once */
     char **notes;           /* things the reader must know: crashed processes, corrupt files, lost events;
@@ -157,6 +160,10 @@ const char *clk_kind_name(enum clk_kind k);
 uint64_t clk_report_failing(const struct clk_report *r);
 void clk_report_sort(struct clk_report *r);
 void clk_report_finish(struct clk_report *r);
+
+/* finalizer.c: was a connection a Python program opened closed by its garbage collector? */
+int clk_closed_by_finalizer(const struct clk_stack *opened, const struct clk_stack *closed);
+void clk_report_add_finalized(struct clk_report *r, const struct clk_finding *f);
 
 /* load_raw.c: one per-process journal (or every *.raw in a directory) into the report. */
 int clk_load_raw(struct clk_report *r, const char *path);

@@ -361,6 +361,30 @@ static int forget(struct proc *p, struct clk_map *m, uint64_t handle)
     return 1;
 }
 
+/* A close of connection c (still open here) that the garbage collector made, not the program. */
+static void finalized_close(struct clk_report *r, struct proc *p, const struct open_conn *c,
+                            const struct connleak_raw_record *e)
+{
+    if (!c || !c->stack)
+        return;
+    struct clk_stack opened = stack_of(p, c->stack), closed = stack_of(p, e->u.ev.stack);
+    if (!clk_closed_by_finalizer(&opened, &closed))
+        return;
+    struct clk_finding f = {0};
+    int pid = p->pid;
+    f.kind = CLK_LEAK;
+    f.backend = backend_name(c->backend);
+    f.via = via_name(c->backend, c->flags);
+    f.target = string_of(p, c->target);
+    f.test = string_of(p, c->test);
+    f.count = 1;
+    f.pids = &pid;
+    f.npids = 1;
+    f.opened_at = opened;
+    f.closed_at = closed;
+    clk_report_add_finalized(r, &f);
+}
+
 /* forget() of a connection that counted as open */
 static int forget_counted(struct proc *p, struct clk_map *m, uint64_t handle, int pool)
 {
@@ -399,6 +423,8 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
             }
             break;
         case CONNLEAK_REC_CLOSE:
+            if (!pool)
+                finalized_close(r, p, clk_map_get(conns, h), e);
             if (forget_counted(p, conns, h, pool)) {
                 if (!pool)
                     r->summary.closes++;
