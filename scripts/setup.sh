@@ -19,7 +19,8 @@ build_pkgs=(gcc pkg-config meson ninja-build libsqlite3-dev libpq-dev libunwind-
 test_pkgs=(postgresql sqlite3 postgresql-client python3
            python3-asyncpg python3-sqlalchemy python3-psycopg2 python3-aiosqlite python3-pytest python3-jsonschema
            libpostgresql-jdbc-java default-jdk-headless nodejs npm libnode-dev php-cli php-sqlite3 php-pgsql
-           openssl g++ make)
+           openssl g++ make
+           chromium) # suites/docs: --format html loaded in headless chromium
 
 missing_build_pkgs() {
   local m=()
@@ -41,13 +42,24 @@ missing_build_pkgs() {
   echo "${m[@]}"
 }
 
+# What the suites cannot run without, then the clients suites/clients runs (optional: its tests skip
+# without them, so scripts/test goes on when only these cannot be installed).
 missing_test_pkgs() {
+  echo "$(missing_core_test_pkgs) $(missing_client_pkgs)"
+}
+
+missing_core_test_pkgs() {
   local m=()
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || m+=(postgresql)
   command -v sqlite3 >/dev/null 2>&1 || m+=(sqlite3)
   command -v psql >/dev/null 2>&1 || m+=(postgresql-client)
   command -v python3 >/dev/null 2>&1 || m+=(python3)
-  # suites/clients: Debian's python3 modules (pyenv's python3 may come first in PATH: not that one)
+  echo "${m[@]}"
+}
+
+missing_client_pkgs() {
+  local m=()
+  # Debian's python3 modules (pyenv's python3 may come first in PATH: not that one)
   if [ -x /usr/bin/python3 ]; then
     # shellcheck disable=SC2207
     m+=($(/usr/bin/python3 - <<'PY'
@@ -62,6 +74,7 @@ PY
   else
     m+=(python3-asyncpg python3-sqlalchemy python3-psycopg2 python3-aiosqlite python3-pytest python3-jsonschema)
   fi
+  command -v chromium >/dev/null 2>&1 || m+=(chromium) # suites/docs: the HTML report in a browser
   [ -f /usr/share/java/postgresql.jar ] || m+=(libpostgresql-jdbc-java)
   command -v javac >/dev/null 2>&1 || m+=(default-jdk-headless)
   command -v node >/dev/null 2>&1 || m+=(nodejs)
@@ -106,7 +119,8 @@ ensure_clients_node() {
     [ -f "$dir/package.json" ] || echo '{"private": true}' >"$dir/package.json"
     if (cd "$dir" && env npm_config_build_from_source=true CFLAGS=-O0 CXXFLAGS=-O0 JOBS=2 \
           ${nodedir:+npm_config_nodedir=$nodedir} \
-          timeout 900 npm install --no-audit --no-fund --save-exact --loglevel=error "$p" >&2); then
+          timeout 600 npm install --no-audit --no-fund --save-exact --loglevel=error \
+            --fetch-timeout=60000 --fetch-retries=1 "$p" >&2); then
       echo "connleak: npm install $p: $((SECONDS - start)) s" >&2
     else
       echo "connleak: npm install $p failed: suites/clients' tests that need it will skip" >&2
