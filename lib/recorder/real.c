@@ -228,6 +228,13 @@ static void refresh_global(struct clk_family *fam, uint64_t count)
     __atomic_store_n(&fam->global_gen, count, __ATOMIC_RELEASE);
 }
 
+void clk_real_forget(struct clk_family *fam)
+{
+    __atomic_store_n(&fam->global_gen, 0, __ATOMIC_RELEASE);
+    for (int j = 0; fam->names[j]; j++)
+        __atomic_store_n(&fam->global.r[j].fn, NULL, __ATOMIC_RELEASE);
+}
+
 /* The distinct definitions of names[i] that loaded objects' scopes reach (0, 1
  * or 2 for "several"), the first one's object path into first_path. */
 static int count_copies(const struct clk_family *fam, int i, void **first, char *first_path, size_t cap)

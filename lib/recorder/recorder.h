@@ -287,6 +287,8 @@ static inline int clk_self_call(const struct clk_copy *c, int i, void *ra)
 {
     return (uintptr_t)ra - c->r[i].self_lo < c->r[i].self_len;
 }
+/* For dlclose.c: the global copy is to be looked up again (a library may be unloaded). */
+CLK_HIDDEN void clk_real_forget(struct clk_family *fam);
 /* For dlsym.c: does the global scope or the scope of the object holding ra define wrapped function i? */
 CLK_HIDDEN int clk_real_reachable(struct clk_family *fam, int i, uintptr_t ra);
 /* For dlsym.c: does wrapped function i called from anywhere call f? */

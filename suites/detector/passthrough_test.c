@@ -1,4 +1,4 @@
-/* passthrough_test.c — the detector never changes what a program does (issue 13): a wrapper calls what the program would have called, a copy of SQLite inside a plugin loaded RTLD_LOCAL included, and tracks it; a call nothing can bind ends as it ends without the detector; opens inside wrapped calls are events of their own; a siglongjmp out of a wrapped call leaves later events tracked. */
+/* passthrough_test.c — the detector never changes what a program does (issue 13): a wrapper calls what the program would have called, a copy of SQLite inside a plugin loaded RTLD_LOCAL included, and tracks it; a call nothing can bind ends as it ends without the detector; opens inside wrapped calls are events of their own; a siglongjmp out of a wrapped call leaves later events tracked; a library unloaded and loaded again elsewhere is followed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,4 +177,44 @@ Test(passthrough, a_siglongjmp_out_of_pqconnectdb_leaves_later_events_tracked, T
     json_t *leak = clk_test_find_leak(r.report, "postgres", NULL, "pg_open_after_jump");
     cr_assert_not_null(leak, "no postgres leak opened by pg_open_after_jump" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
+}
+
+/* ---- a library unloaded and loaded again ---- */
+
+/* fx_plugin.so (linked with libsqlite3) loaded, used, dlclose()d, and loaded
+ * again with libsqlite3 at another address: the wrappers call the new copy
+ * (never the old one's unmapped functions) and its leak is reported. */
+static void check_reload(const char *mode)
+{
+    char *dir = clk_test_mkdtemp();
+    const char *argv[] = {clk_test_fixture("fx_reload"), mode, clk_test_fixture("fx_plugin.so"), dir, NULL};
+    clk_test_proc plain;
+    run_plain(argv, &plain);
+    cr_assert_eq(plain.status, 0, "plain run: %s\n%s", plain.out, plain.err);
+    cr_assert(clk_test_contains(plain.out, "unloaded: 1\nmoved: 1\n"), "the copy did not move: %s", plain.out);
+
+    clk_test_run r;
+    clk_test_connleak_fixture(NULL, "fx_reload", argv + 1, &r);
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    cr_assert_str_eq(r.proc.out, plain.out, "the same output with and without the detector");
+    clk_assert_summary(&r, "connects", 3);
+    clk_assert_summary(&r, "closes", 2);
+    clk_assert_summary(&r, "leaks", 1);
+    clk_assert_summary(&r, "unknown_closes", 0);
+    cr_assert_not_null(clk_test_find_leak(r.report, "sqlite", "b.db", "plugin_open_forgotten"),
+                       "no leak of b.db from the reloaded copy" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_test_proc_free(&plain);
+    clk_test_run_free(&r);
+    clk_test_rmtree(dir);
+}
+
+Test(passthrough, a_global_library_loaded_again_elsewhere_is_called_and_tracked, TIMEOUT)
+{
+    check_reload("global");
+}
+
+Test(passthrough, a_local_library_loaded_again_elsewhere_is_called_and_tracked, TIMEOUT)
+{
+    check_reload("local");
 }
