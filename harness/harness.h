@@ -285,6 +285,8 @@ struct clk_suppressions *clk_suppressions_load(const char *path);
  * file or module matches a pattern of its kind). */
 void clk_suppressions_apply(struct clk_report *r, const struct clk_suppressions *s);
 void clk_suppressions_free(struct clk_suppressions *s);
+/* gen_suppressions.c: --gen-suppressions, one rule per unsuppressed finding, to path ("" or NULL: stderr). */
+int clk_gen_suppressions(const struct clk_report *r, const char *path);
 
 /* baseline.c: known fingerprints that do not fail the run. */
 int clk_baseline_write(const struct clk_report *r, const char *path);

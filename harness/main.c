@@ -5,6 +5,11 @@
 #include "connleak.h"
 #include "harness.h"
 
+/* meson's project version (harness/meson.build); connleak.h's otherwise */
+#ifndef CLK_MESON_VERSION
+#define CLK_MESON_VERSION CONNLEAK_VERSION
+#endif
+
 static const char usage[] =
     "usage: connleak COMMAND [OPTIONS]\n"
     "\n"
@@ -18,7 +23,8 @@ static const char usage[] =
     "  postgres -- COMMAND [ARG...]        run COMMAND (not under the detector) with a throwaway PostgreSQL\n"
     "                                      cluster; PGHOST, PGPORT, PGUSER, PGDATABASE, DATABASE_URL set\n"
     "  preload-path                        print the absolute path of libconnleak-preload.so\n"
-    "  --help, --version                   (also COMMAND --help)\n"
+    "  --help, -h                          this text (also COMMAND --help)\n"
+    "  --version, -V                       print \"connleak VERSION\" and exit 0\n"
     "\n"
     "options of run and report:\n"
     "  --json FILE          also write the merged report as JSON to FILE\n"
@@ -28,6 +34,8 @@ static const char usage[] =
     "  --suppressions FILE  leak:, double_close:, unknown_close: PATTERN lines (LSan style)\n"
     "  --baseline FILE      findings whose fingerprints are in FILE do not fail the run\n"
     "  --write-baseline FILE  record the current findings' fingerprints in FILE\n"
+    "  --gen-suppressions[=FILE]  after the report, one suppression rule per finding, each matching\n"
+    "                       that finding only (Valgrind's =all); on stderr, or written to FILE\n"
     "  --exitcode N         exit status when unsuppressed leaks or double closes remain (default 23)\n"
     "  --fail-on WHAT       these notes fail the run too, with the --exitcode (repeat, or a comma list;\n"
     "                       also CONNLEAK_OPTIONS=fail_on=WHAT): unseen, notes on database clients the\n"
@@ -64,8 +72,8 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return 0;
     }
-    if (!strcmp(cmd, "--version")) {
-        printf("connleak %s\n", CONNLEAK_VERSION);
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+        printf("connleak %s\n", CLK_MESON_VERSION);
         return 0;
     }
     /* COMMAND --help: the one usage text covers every command */

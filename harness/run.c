@@ -37,6 +37,7 @@ struct opts {
     unsigned fail_on; /* CLK_FAIL_* from --fail-on */
     const char *keep_raw;
     const char *suppressions, *baseline, *write_baseline;
+    const char *gen_suppressions; /* --gen-suppressions[=FILE]: "" for stderr */
     char **cmd; /* after "--" */
     int ncmd;
     char **files;
@@ -116,6 +117,14 @@ static int parse(const char *verb, int argc, char **argv, struct opts *o, int wa
         } else if (!strcmp(a, "--write-baseline")) {
             NEEDS_VALUE();
             o->write_baseline = val;
+        } else if (!strcmp(a, "--gen-suppressions") || !strncmp(a, "--gen-suppressions=", 19)) {
+            /* =FILE, or stderr after the report (also =all and =yes, Valgrind's words) */
+            const char *v = a[18] ? a + 19 : "";
+            if (a[18] && !*v) {
+                clk_err("%s: --gen-suppressions= needs a file name", verb);
+                return -1;
+            }
+            o->gen_suppressions = !strcmp(v, "all") || !strcmp(v, "yes") ? "" : v;
         } else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
             o->verbose = 1;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
@@ -717,6 +726,8 @@ int clk_cmd_run(int argc, char **argv)
         nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     int filter_rc = filter(&r, &o);
     int render_rc = render(&r, &o);
+    if (o.gen_suppressions && clk_gen_suppressions(&r, o.gen_suppressions) != 0)
+        render_rc = -1;
     clk_symbolize_end();
     int own = command_status(status);
     if (own)
@@ -780,6 +791,8 @@ int clk_cmd_report(int argc, char **argv)
     if (filter(&r, &o) != 0)
         return STATUS_USAGE;
     int render_rc = render(&r, &o);
+    if (o.gen_suppressions && clk_gen_suppressions(&r, o.gen_suppressions) != 0)
+        render_rc = -1;
     clk_symbolize_end();
     if (clk_report_failing(&r) || clk_report_failing_notes(&r))
         return o.exitcode;

@@ -1,0 +1,97 @@
+/* fx_docs.c — fixture for suites/docs: leaks, a double close, an unknown close, a leak on a thread and a PostgreSQL leak, each from a function of its own. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include "../fixtures/fx_unseen.h"
+
+#define NOINLINE __attribute__((noinline))
+
+static void fail(const char *what)
+{
+    fprintf(stderr, "fx_docs: %s failed\n", what);
+    exit(3);
+}
+
+NOINLINE static sqlite3 *open_db(const char *path)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open(path, &db) != SQLITE_OK)
+        fail("sqlite3_open");
+    return db;
+}
+
+/* Two distinct leaks: each opener is a function of its own, both reached through open_db. */
+NOINLINE static void open_alpha_cache(void) { (void)open_db(":memory:"); }
+NOINLINE static void open_beta_store(void) { (void)open_db(":memory:"); }
+
+NOINLINE static void close_first(sqlite3 *db) { sqlite3_close(db); }
+NOINLINE static void close_again(sqlite3 *db) { sqlite3_close(db); }
+
+NOINLINE static void double_close(void)
+{
+    sqlite3 *db = open_db(":memory:");
+    close_first(db);
+    close_again(db);
+}
+
+/* A close of a handle the detector never saw opened (SQLite's own open, reached past the wrappers). */
+NOINLINE static void close_stranger(void)
+{
+    int (*real_open)(const char *, sqlite3 **, int, const char *) =
+        (int (*)(const char *, sqlite3 **, int, const char *))fx_unseen_symbol("libsqlite3.so.0", "sqlite3_open_v2");
+    sqlite3 *db = NULL;
+    if (!real_open || real_open(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
+        fail("real sqlite3_open_v2");
+    sqlite3_close(db);
+}
+
+NOINLINE static void *worker_body(void *arg)
+{
+    (void)open_db(":memory:");
+    return arg;
+}
+
+NOINLINE static void spawn_worker(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, worker_body, NULL) != 0 || pthread_join(t, NULL) != 0)
+        fail("worker thread");
+}
+
+/* A PGconn is open whether or not the server answered: PQfinish is still owed. */
+NOINLINE static void connect_orders(void)
+{
+    PGconn *c = PQconnectdb("connect_timeout=5");
+    if (!c)
+        fail("PQconnectdb");
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "";
+    if (!strcmp(mode, "gen")) { /* --gen-suppressions: 2 distinct leaks and a double close */
+        open_alpha_cache();
+        open_beta_store();
+        double_close();
+    } else if (!strcmp(mode, "all")) {
+        /* the stranger first: after the double close its handle could reuse the freed one's address */
+        close_stranger();
+        open_alpha_cache();
+        open_beta_store();
+        double_close();
+        spawn_worker();
+        connect_orders();
+    } else if (!strcmp(mode, "clean")) {
+        close_first(open_db(":memory:"));
+    } else {
+        fprintf(stderr, "usage: fx_docs gen | all | clean\n");
+        return 2;
+    }
+    printf("fx_docs %s done\n", mode);
+    return 0;
+}
