@@ -741,6 +741,24 @@ static void rewrite(const struct newobj *o, void *self, void *root, int deep)
     }
 }
 
+/* glibc's dlclose, past the preloaded one (dlclose.c), which would make the
+ * wrappers look their functions up again for a reference of ours that unloads
+ * nothing. */
+static int glibc_dlclose(void *h)
+{
+    static int (*next)(void *);
+    int (*f)(void *) = __atomic_load_n(&next, __ATOMIC_ACQUIRE);
+    if (!f) {
+        f = (int (*)(void *))dlvsym(RTLD_NEXT, "dlclose", "GLIBC_2.34");
+        if (!f)
+            f = (int (*)(void *))dlvsym(RTLD_NEXT, "dlclose", "GLIBC_2.2.5");
+        if (!f)
+            f = dlclose;
+        __atomic_store_n(&next, f, __ATOMIC_RELEASE);
+    }
+    return f(h);
+}
+
 static void rewrite_new(void *handle, int mode, uint64_t before, uint64_t after)
 {
     struct collect col, *c = &col;
@@ -772,7 +790,7 @@ static void rewrite_new(void *handle, int mode, uint64_t before, uint64_t after)
         if (self && dlinfo(self, RTLD_DI_LINKMAP, &m) == 0 && m && m->l_addr == o->base && m->l_ld == o->dyn)
             rewrite(o, self, handle, deep);
         if (self)
-            dlclose(self);
+            glibc_dlclose(self);
     }
 }
 
