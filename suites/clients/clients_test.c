@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/close_range.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -158,7 +159,7 @@ static int has_python_frame(const json_t *frames, const char *function, long lon
     return 0;
 }
 
-/* ---- a private TCP + TLS server (tcp_cluster.sh): the shared cluster listens on a unix socket only ---- */
+/* ---- a private TLS-only server (tcp_cluster.sh): the shared cluster offers TLS on TCP, never requires it ---- */
 
 typedef struct tcp_cluster {
     pid_t pid;
@@ -178,6 +179,7 @@ static void tcp_cluster_start(tcp_cluster *c)
     if (pid == 0) {
         dup2(in[0], 0); /* dup2 clears close-on-exec on 0 and 1 */
         dup2(out[1], 1);
+        close_range(3, ~0U, 0); /* nothing of Criterion's (its pipes to the runner) outlives the test in it */
         unsetenv("LD_PRELOAD");
         execl("/bin/sh", "sh", script, (char *)NULL);
         _exit(127);

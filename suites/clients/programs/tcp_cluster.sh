@@ -1,7 +1,8 @@
 #!/bin/sh
-# tcp_cluster.sh — a private PostgreSQL on 127.0.0.1 with TLS (self-signed certificate) for the clients that need TCP or TLS; prints "port=N" when ready and stops when its stdin closes.
-# The shared cluster of `connleak postgres` listens on a unix socket only (harness/postgres.c sets
-# listen_addresses= and no ssl), so pgjdbc, TCP node-postgres and the TLS clients get this one.
+# tcp_cluster.sh — a private PostgreSQL on 127.0.0.1 that requires TLS (self-signed certificate) for the TLS clients; prints "port=N" when ready and stops when its stdin closes.
+# The shared cluster of `connleak postgres` offers TLS on loopback TCP but accepts plain TCP too; a
+# server that refuses a client without TLS is this one. Without that cluster's TCP
+# (CONNLEAK_PG_TCP_HOST), the plain-TCP clients (pgjdbc, node-postgres) use this one too.
 # Who may connect over TCP (pg_hba.conf): user postgres only with TLS (a server that requires it),
 # user plain only without (the plain-TCP clients). The unix socket trusts everyone (setup only).
 set -eu
