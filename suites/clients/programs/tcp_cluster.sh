@@ -37,7 +37,7 @@ trap 'exit 1' INT TERM HUP
 
 $as "$bindir/initdb" -D "$dir/data" --no-sync -A trust -U postgres >"$dir/initdb.log" 2>&1 ||
   { cat "$dir/initdb.log" >&2; exit 1; }
-$as openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+$as openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 \
   -keyout "$dir/server.key" -out "$dir/server.crt" >/dev/null 2>&1 || { echo "tcp_cluster: openssl failed" >&2; exit 1; }
 chmod 0600 "$dir/server.key"
 $as sh -c "cat > '$dir/data/pg_hba.conf'" <<'EOF'
