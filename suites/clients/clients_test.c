@@ -488,7 +488,9 @@ Test(clients, node_pg_tcp_leak, TIMEOUT)
     tcp_target_stop(&t);
 }
 
-Test(clients, pgjdbc_tcp_leak, TIMEOUT)
+/* pgjdbc over plain TCP, or (tls) with sslmode=require to the TLS-only server: two connections, one
+ * closed, Runtime.halt with the other open. */
+static void pgjdbc_leak(int tls)
 {
     need_command("java", "default-jdk-headless");
     need_command("javac", "default-jdk-headless");
@@ -503,19 +505,31 @@ Test(clients, pgjdbc_tcp_leak, TIMEOUT)
     char classpath[1024];
     snprintf(classpath, sizeof classpath, "%s:%s", PGJDBC_JAR, classes);
     tcp_target t;
-    tcp_target_start(&t);
-    const char *const *cmd = ARGS("java", "-cp", classpath, "PgJdbcLeak", t.host, t.port, t.user);
+    if (tls) {
+        memset(&t, 0, sizeof t);
+        tcp_cluster_start(&t.own);
+        t.host = "127.0.0.1";
+        t.port = t.own.port;
+        t.user = "postgres"; /* TLS only, for this user */
+    } else {
+        tcp_target_start(&t);
+    }
+    const char *const *cmd = ARGS("java", "-cp", classpath, "PgJdbcLeak", t.host, t.port, t.user, tls ? "tls" : "plain");
     plain_run(cmd, NULL, 0, "pid=");
     clk_test_run r;
     clk_test_connleak(NULL, cmd, NULL, &r);
     assert_counts(&r, 23, 2, 1, 1);
     assert_leaks_via(&r, "wire");
+    /* Java's sockets are AF_INET6 with the address IPv4-mapped (::ffff:127.0.0.1) */
     cr_assert_not_null(clk_test_find_leak(r.report, "postgres", "127.0.0.1", NULL),
                        "a postgres leak to 127.0.0.1" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_run_free(&r);
     tcp_target_stop(&t);
     clk_test_rmtree(classes);
 }
+
+Test(clients, pgjdbc_tcp_leak, TIMEOUT) { pgjdbc_leak(0); }
+Test(clients, pgjdbc_tls_leak, TIMEOUT) { pgjdbc_leak(1); }
 
 /* ================= libraries that bind past the preload (issue 13) ================= */
 
