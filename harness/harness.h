@@ -148,12 +148,14 @@ const char *clk_note_kind_name(enum clk_note_kind k);
 enum clk_note_kind clk_note_kind_from_name(const char *name);
 /* --fail-on: notes, beyond leaks and double closes, that fail the run. */
 #define CLK_FAIL_UNSEEN 1u    /* notes of kind unseen */
-#define CLK_FAIL_FINALIZER 2u /* connections closed by a garbage collector (issue 12): none are told apart yet */
+#define CLK_FAIL_FINALIZER 2u /* connections closed by a garbage collector (closed_by_finalizer) */
 /* Parses "unseen,finalizer" into *mask (ORed in); -1 when a word is unknown or empty. */
 int clk_fail_on_parse(const char *list, size_t len, unsigned *mask);
 /* Whether note i fails the run under r->fail_on. */
 int clk_note_fails(const struct clk_report *r, size_t i);
 uint64_t clk_report_failing_notes(const struct clk_report *r);
+/* Connections closed by a garbage collector that fail the run (--fail-on finalizer). */
+uint64_t clk_report_failing_finalized(const struct clk_report *r);
 void clk_finding_fingerprint(struct clk_finding *f);
 const char *clk_kind_name(enum clk_kind k);
 /* Findings that fail the run: unsuppressed leaks and double closes. */

@@ -242,6 +242,11 @@ int clk_note_fails(const struct clk_report *r, size_t i)
     return (r->fail_on & CLK_FAIL_UNSEEN) && clk_note_kind(r->notes[i]) == CLK_NOTE_UNSEEN;
 }
 
+uint64_t clk_report_failing_finalized(const struct clk_report *r)
+{
+    return (r->fail_on & CLK_FAIL_FINALIZER) ? r->summary.closed_by_finalizer : 0;
+}
+
 uint64_t clk_report_failing_notes(const struct clk_report *r)
 {
     uint64_t n = 0;

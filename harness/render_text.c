@@ -90,14 +90,15 @@ static void finding(struct clk_buf *b, struct clk_frame_memo *memo, const struct
 int clk_render_text(const struct clk_report *r, FILE *out, const struct clk_render_opts *o)
 {
     int verbose = o->verbose;
-    uint64_t failing = clk_report_failing(r), failing_notes = clk_report_failing_notes(r);
+    uint64_t failing = clk_report_failing(r), failing_notes = clk_report_failing_notes(r),
+             failing_finalized = clk_report_failing_finalized(r);
     struct clk_buf b = {0};
     struct clk_frame_memo memo = {0};
     int any = 0;
     for (size_t i = 0; i < r->nfindings; i++)
         if (!r->findings[i]->suppressed || verbose)
             any = 1;
-    if (any || failing_notes) {
+    if (any || failing_notes || failing_finalized) {
         clk_buf_puts(&b, "=================================================================\n");
         if (failing)
             clk_buf_printf(&b, "==connleak==ERROR: connleak: %llu leaked connection%s or double close%s\n",
@@ -105,6 +106,10 @@ int clk_render_text(const struct clk_report *r, FILE *out, const struct clk_rend
         if (failing_notes)
             clk_buf_printf(&b, "==connleak==ERROR: connleak: %llu note%s on database clients the detector cannot "
                            "see (--fail-on unseen)\n", (unsigned long long)failing_notes, failing_notes == 1 ? "" : "s");
+        if (failing_finalized)
+            clk_buf_printf(&b, "==connleak==ERROR: connleak: %llu connection%s closed by the garbage collector, not by "
+                           "the program (--fail-on finalizer)\n", (unsigned long long)failing_finalized,
+                           failing_finalized == 1 ? "" : "s");
     }
     for (size_t i = 0; i < r->nfindings; i++) {
         const struct clk_finding *f = r->findings[i];

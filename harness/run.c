@@ -330,13 +330,10 @@ static int fail_on_from_env(struct opts *o, const char *verb, int strip)
     return rc;
 }
 
-/* What --fail-on asks the report to do, and what it cannot do yet. */
+/* What --fail-on asks the report to fail on besides leaks and double closes. */
 static void apply_fail_on(struct clk_report *r, const struct opts *o)
 {
     r->fail_on = o->fail_on;
-    if (o->fail_on & CLK_FAIL_FINALIZER)
-        clk_report_note(r, CLK_NOTE_INFO, "--fail-on finalizer: this connleak does not yet tell connections closed "
-                        "by a garbage collector or finalizer apart, so none fail the run");
 }
 
 /* Loads the suppressions and baseline once to tell bad ones early; -1 when one cannot be read. */
@@ -736,7 +733,7 @@ int clk_cmd_run(int argc, char **argv)
         return 128 + got_signal;
     if (filter_rc)
         return STATUS_USAGE;
-    if (clk_report_failing(&r) || clk_report_failing_notes(&r))
+    if (clk_report_failing(&r) || clk_report_failing_notes(&r) || clk_report_failing_finalized(&r))
         return o.exitcode;
     if (render_rc || load_rc)
         return STATUS_USAGE;
@@ -794,7 +791,7 @@ int clk_cmd_report(int argc, char **argv)
     if (o.gen_suppressions && clk_gen_suppressions(&r, o.gen_suppressions) != 0)
         render_rc = -1;
     clk_symbolize_end();
-    if (clk_report_failing(&r) || clk_report_failing_notes(&r))
+    if (clk_report_failing(&r) || clk_report_failing_notes(&r) || clk_report_failing_finalized(&r))
         return o.exitcode;
     return render_rc || bad ? STATUS_USAGE : 0;
 }
