@@ -200,9 +200,10 @@ int clk_render_json(const struct clk_report *r, FILE *out, const struct clk_rend
 int clk_render_junit(const struct clk_report *r, FILE *out, const struct clk_render_opts *o);
 int clk_render_sarif(const struct clk_report *r, FILE *out, const struct clk_render_opts *o);
 int clk_render_github(const struct clk_report *r, FILE *out, const struct clk_render_opts *o);
+int clk_render_html(const struct clk_report *r, FILE *out, const struct clk_render_opts *o);
 /* The renderer for a format name, NULL when unknown. */
 clk_renderer clk_renderer_for(const char *format);
-#define CLK_FORMATS "text, json, junit, sarif, github"
+#define CLK_FORMATS "text, json, junit, sarif, github, html"
 /* The first frame's function, NULL when unknown. */
 const char *clk_first_function(const struct clk_stack *s);
 /* " (FIRST, 2 times, test s::t, pids 1, 2)": the parenthesis messages end with;

@@ -10,7 +10,7 @@ static const struct {
     clk_renderer fn;
 } formats[] = {
     {"text", clk_render_text}, {"json", clk_render_json}, {"junit", clk_render_junit},
-    {"sarif", clk_render_sarif}, {"github", clk_render_github},
+    {"sarif", clk_render_sarif}, {"github", clk_render_github}, {"html", clk_render_html},
 };
 
 clk_renderer clk_renderer_for(const char *format)
