@@ -15,6 +15,7 @@ __thread int clk_busy __attribute__((tls_model("initial-exec")));
 __thread uint32_t clk_cached_tid __attribute__((tls_model("initial-exec")));
 int clk_ready;
 pid_t clk_owner_pid;
+__attribute__((weak)) void clk_exec_init(void);
 
 void clk_tracker_init(void);
 
@@ -242,9 +243,8 @@ static void start(void)
     else if (clk_opts.report)
         clk_report_keep_stderr();
     clk_fd_setup--;
-#ifndef CLK_LINKABLE
-    clk_exec_init(); /* before stop_following: it reads the run's variables */
-#endif
+    if (clk_exec_init) /* exec.c is in the preloaded library alone */
+        clk_exec_init(); /* before stop_following: it reads the run's variables */
     clk_intern_scan_modules();
     if (!clk_opts.follow_children)
         stop_following();
