@@ -199,14 +199,17 @@ static void filter_text(struct clk_buf *b, const struct clk_finding *f)
     clk_buf_puts(b, "\"");
 }
 
-static void finding(struct clk_buf *b, const struct clk_finding *f, size_t id, const struct clk_render_opts *o)
+/* One finding as an article with id "<prefix><id>"; finalized: a connection a garbage collector closed. */
+static void finding(struct clk_buf *b, const struct clk_finding *f, const char *prefix, size_t id, int finalized,
+                    const struct clk_render_opts *o)
 {
-    const char *cls = f->kind == CLK_LEAK ? "leak" : f->kind == CLK_DOUBLE_CLOSE ? "double" : "unknown";
-    clk_buf_printf(b, "<article class=\"finding filterable %s%s\" id=\"f%zu\"", cls, f->suppressed ? " suppressed" : "",
-                   id);
+    const char *cls = finalized ? "finalized" : f->kind == CLK_LEAK ? "leak" : f->kind == CLK_DOUBLE_CLOSE ? "double" : "unknown";
+    clk_buf_printf(b, "<article class=\"finding filterable %s%s\" id=\"%s%zu\"", cls, f->suppressed ? " suppressed" : "",
+                   prefix, id);
     filter_text(b, f);
     clk_buf_printf(b, "><h3><span class=\"badge %s\">%s</span> ", cls,
-                   f->checkout && f->kind == CLK_LEAK ? "checkout never returned" : kind_label(f->kind));
+                   finalized ? "closed by the garbage collector"
+                   : f->checkout && f->kind == CLK_LEAK ? "checkout never returned" : kind_label(f->kind));
     unsigned long long n = (unsigned long long)f->count;
     if (f->kind == CLK_LEAK)
         clk_buf_printf(b, "<span class=\"count\">%llu</span> ", n);
@@ -249,6 +252,8 @@ static void finding(struct clk_buf *b, const struct clk_finding *f, size_t id, c
         stack(b, f->checkout ? "checked out at" : "opened at", &f->opened_at, o);
         if (f->thread_created_at.n)
             stack(b, "thread created at", &f->thread_created_at, o);
+        if (f->closed_at.n)
+            stack(b, "closed by the garbage collector at", &f->closed_at, o);
         break;
     case CLK_DOUBLE_CLOSE:
         stack(b, "closed again at", &f->closed_at, o);
@@ -322,7 +327,8 @@ static const char css[] =
     ".filter .shown{color:#5b6475;font-size:14px}details.group{margin:10px 0}details.group>summary{font-weight:600;"
     "cursor:pointer;font-size:16px;padding:4px 0}.finding{background:#fff;border:1px solid #d7dbe3;border-left:5px solid "
     "#b3261e;border-radius:6px;padding:10px 14px;margin:8px 0 8px 14px}.finding.double{border-left-color:#c25e00}"
-    ".finding.unknown{border-left-color:#6b5bb3}.finding.suppressed{border-left-color:#8a93a5;opacity:.85}"
+    ".finding.unknown{border-left-color:#6b5bb3}.finding.finalized{border-left-color:#2f6b1f}.badge.finalized{background:#2f6b1f}"
+    ".finding.suppressed{border-left-color:#8a93a5;opacity:.85}"
     ".finding h3{font-size:15px;margin:0 0 4px;font-weight:600}.badge{display:inline-block;font-size:12px;font-weight:700;"
     "text-transform:uppercase;letter-spacing:.03em;padding:1px 7px;border-radius:4px;color:#fff;background:#b3261e;"
     "vertical-align:1px}.badge.double{background:#c25e00}.badge.unknown{background:#6b5bb3}.badge.known{background:#8a93a5}"
@@ -397,6 +403,7 @@ int clk_render_html(const struct clk_report *r, FILE *out, const struct clk_rend
         {"closes", "closes", r->summary.closes, 0},
         {"processes", "processes", r->summary.processes, 0},
         {"peak_open", "peak open in one process", r->summary.peak_open[0], 0},
+        {"closed_by_finalizer", "closed by a garbage collector", r->summary.closed_by_finalizer, 0},
     };
     for (size_t i = 0; i < sizeof tiles / sizeof *tiles; i++)
         clk_buf_printf(&b, "<div class=\"tile%s\"><span class=\"n\" id=\"count-%s\">%llu</span>"
@@ -470,7 +477,7 @@ int clk_render_html(const struct clk_report *r, FILE *out, const struct clk_rend
             clk_buf_puts(&b, "(outside tests)");
         clk_buf_printf(&b, "</span> &mdash; %zu finding%s</summary>\n", j - i, j - i == 1 ? "" : "s");
         for (; i < j; i++) {
-            finding(&b, r->findings[idx[i]], idx[i], o);
+            finding(&b, r->findings[idx[i]], "f", idx[i], 0, o);
             clk_buf_flush(&b, out, CLK_FLUSH_AT);
         }
         clk_buf_puts(&b, "</details>\n");
@@ -564,12 +571,25 @@ int clk_render_html(const struct clk_report *r, FILE *out, const struct clk_rend
                        ns, ns == 1 ? "" : "s");
         for (size_t i = 0; i < r->nfindings; i++)
             if (r->findings[i]->suppressed) {
-                finding(&b, r->findings[i], i, o);
+                finding(&b, r->findings[i], "f", i, 0, o);
                 clk_buf_flush(&b, out, CLK_FLUSH_AT);
             }
         clk_buf_puts(&b, "</details></section>\n");
     }
     free(idx);
+
+    /* ---- closed by a garbage collector (Python's finalizers): reported, failing only with --fail-on finalizer ---- */
+    if (r->finalized && r->finalized->nfindings) {
+        clk_buf_printf(&b, "<section id=\"finalized\"><h2>Closed by a garbage collector</h2><p class=\"none\">Never "
+                           "closed by the program; its runtime's garbage collector or finalizer closed them. %s</p>\n",
+                       (r->fail_on & CLK_FAIL_FINALIZER) ? "They fail the run (--fail-on finalizer)."
+                                                         : "They do not fail the run (--fail-on finalizer makes them).");
+        for (size_t i = 0; i < r->finalized->nfindings; i++) {
+            finding(&b, r->finalized->findings[i], "g", i, 1, o);
+            clk_buf_flush(&b, out, CLK_FLUSH_AT);
+        }
+        clk_buf_puts(&b, "</section>\n");
+    }
 
     /* ---- notes ---- */
     clk_buf_puts(&b, "<section id=\"notes\"><h2>Notes</h2>\n");

@@ -191,3 +191,20 @@ Test(schema, rejects_broken_reports, TIMEOUT)
     }
     clk_test_run_free(&r);
 }
+
+/* Connections Python's garbage collector closed: the closed_by_finalizer list and its summary count. */
+Test(schema, closed_by_finalizer, TIMEOUT)
+{
+    if (access("/usr/bin/python3", X_OK) != 0)
+        cr_skip_test("no /usr/bin/python3");
+    docs_need_jsonschema();
+    char *script = clk_test_path(clk_test_source_root(), "suites/python/finalizer.py");
+    clk_test_run r;
+    clk_test_connleak(NULL, ARGS("/usr/bin/python3", script), NO_DETECTOR, &r);
+    clk_assert_report(&r);
+    docs_assert_valid(&r, "python3 finalizer.py");
+    cr_assert(clk_test_summary(r.report, "closed_by_finalizer") >= 1 &&
+                  json_array_size(json_object_get(r.report, "closed_by_finalizer")) >= 1,
+              "no connection closed by the garbage collector: %s", clk_test_dump(r.report));
+    clk_test_run_free(&r);
+}
