@@ -48,8 +48,6 @@ static char run_id_var[64];
 static char options_var[4096];
 
 static int (*real_execve)(const char *, char *const[], char *const[]);
-static int (*real_execv)(const char *, char *const[]);
-static int (*real_execvp)(const char *, char *const[]);
 static int (*real_execvpe)(const char *, char *const[], char *const[]);
 static int (*real_fexecve)(int, char *const[], char *const[]);
 static int (*real_execveat)(int, const char *, char *const[], char *const[], int);
@@ -62,13 +60,18 @@ static FILE *(*real_popen)(const char *, const char *);
 
 /* Looked up at start, never after vfork; a wrapper called before our start
  * (another library's constructor) looks its own up then. */
-#define REAL(name) (real_##name ? real_##name : (real_##name = (__typeof(real_##name))dlsym(RTLD_NEXT, #name)))
+static void *lookup(void **slot, const char *name)
+{
+    void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (!f && (f = dlsym(RTLD_NEXT, name)))
+        __atomic_store_n(slot, f, __ATOMIC_RELEASE);
+    return f;
+}
+#define REAL(name) ((__typeof(real_##name))lookup((void **)&real_##name, #name))
 
 static void resolve_all(void)
 {
     (void)REAL(execve);
-    (void)REAL(execv);
-    (void)REAL(execvp);
     (void)REAL(execvpe);
     (void)REAL(fexecve);
     (void)REAL(execveat);
@@ -340,14 +343,14 @@ static int exec_path(const char *path, char *const argv[], char *const envp[])
     int rc = -1;
     struct stat st;
     WITH_DETECTOR(envp, stat(path, &st) == 0 && setid(&st), env,
-                  rc = REAL(execve) ? real_execve(path, argv, env) : (int)syscall(SYS_execve, path, argv, env));
+                  rc = REAL(execve) ? REAL(execve)(path, argv, env) : (int)syscall(SYS_execve, path, argv, env));
     return rc;
 }
 
 static int exec_search(const char *file, char *const argv[], char *const envp[])
 {
     int rc = -1;
-    WITH_DETECTOR(envp, setid_in_path(file), env, rc = REAL(execvpe) ? real_execvpe(file, argv, env) : -1);
+    WITH_DETECTOR(envp, setid_in_path(file), env, rc = REAL(execvpe) ? REAL(execvpe)(file, argv, env) : -1);
     return rc;
 }
 
@@ -414,7 +417,7 @@ __attribute__((visibility("default"))) int fexecve(int fd, char *const argv[], c
     struct stat st;
     if (!envp)
         envp = empty_env;
-    WITH_DETECTOR(envp, fstat(fd, &st) == 0 && setid(&st), env, rc = REAL(fexecve) ? real_fexecve(fd, argv, env) : -1);
+    WITH_DETECTOR(envp, fstat(fd, &st) == 0 && setid(&st), env, rc = REAL(fexecve) ? REAL(fexecve)(fd, argv, env) : -1);
     return rc;
 }
 
@@ -427,7 +430,7 @@ __attribute__((visibility("default"))) int execveat(int dirfd, const char *path,
         envp = empty_env;
     WITH_DETECTOR(envp, fstatat(dirfd, path, &st, flags & (AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) == 0 && setid(&st),
                   env,
-                  rc = REAL(execveat) ? real_execveat(dirfd, path, argv, env, flags)
+                  rc = REAL(execveat) ? REAL(execveat)(dirfd, path, argv, env, flags)
                                       : (int)syscall(SYS_execveat, dirfd, path, argv, env, flags));
     return rc;
 }
@@ -444,7 +447,7 @@ __attribute__((visibility("default"))) int posix_spawn(pid_t *pid, const char *p
     if (!envp)
         envp = empty_env;
     WITH_DETECTOR(envp, stat(path, &st) == 0 && setid(&st), env,
-                  rc = REAL(posix_spawn) ? real_posix_spawn(pid, path, fa, attr, argv, env) : ENOSYS);
+                  rc = REAL(posix_spawn) ? REAL(posix_spawn)(pid, path, fa, attr, argv, env) : ENOSYS);
     return rc;
 }
 
@@ -457,7 +460,7 @@ __attribute__((visibility("default"))) int posix_spawnp(pid_t *pid, const char *
     if (!envp)
         envp = empty_env;
     WITH_DETECTOR(envp, setid_in_path(file), env,
-                  rc = REAL(posix_spawnp) ? real_posix_spawnp(pid, file, fa, attr, argv, env) : ENOSYS);
+                  rc = REAL(posix_spawnp) ? REAL(posix_spawnp)(pid, file, fa, attr, argv, env) : ENOSYS);
     return rc;
 }
 
@@ -527,8 +530,8 @@ __attribute__((visibility("default"))) int system(const char *command)
         return -1;
     char *with = command_with_detector(command);
     if (!with)
-        return real_system(command);
-    int rc = real_system(with);
+        return REAL(system)(command);
+    int rc = REAL(system)(with);
     int saved = errno;
     free(with);
     errno = saved;
@@ -541,8 +544,8 @@ __attribute__((visibility("default"))) FILE *popen(const char *command, const ch
         return NULL;
     char *with = command_with_detector(command);
     if (!with)
-        return real_popen(command, mode);
-    FILE *f = real_popen(with, mode);
+        return REAL(popen)(command, mode);
+    FILE *f = REAL(popen)(with, mode);
     int saved = errno;
     free(with);
     errno = saved;
