@@ -127,6 +127,8 @@ __attribute__((visibility("default"))) pid_t _Fork(void)
 
 CLK_HIDDEN long clk_raw_syscall(long n, long a1, long a2, long a3, long a4, long a5, long a6);
 CLK_HIDDEN long clk_syscall_clone(long n, long a1, long a2, long a3, long a4, long a5, long a6);
+/* wire.c: close, close_range, dup2 and dup3 made through syscall() (libuv's uv__close) */
+CLK_HIDDEN long clk_wire_syscall(long n, long a1, long a2, long a3, long a4, long a5, long a6);
 
 #ifdef __CET__
 #define ENDBR "endbr64\n"
@@ -138,6 +140,15 @@ __asm__(".text\n"
         ".globl syscall\n"
         ".type syscall, @function\n"
         "syscall:\n" ENDBR
+        /* descriptors going away: close (3), dup2 (33), dup3 (292), close_range (436) */
+        "  cmpq $3, %rdi\n"
+        "  je clk_wire_syscall\n"
+        "  cmpq $33, %rdi\n"
+        "  je clk_wire_syscall\n"
+        "  cmpq $292, %rdi\n"
+        "  je clk_wire_syscall\n"
+        "  cmpq $436, %rdi\n"
+        "  je clk_wire_syscall\n"
         /* clone (56) without CLONE_VM in its flags (the first argument) */
         "  cmpq $56, %rdi\n"
         "  jne 1f\n"

@@ -221,6 +221,11 @@ static void describe(int fd, const unsigned char *b, size_t len, enum verdict v,
             struct sockaddr_in *a = (struct sockaddr_in *)&ss;
             inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
             fmt_uint(port, sizeof port, ntohs(a->sin_port));
+        } else if (ss.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&ss)->sin6_addr)) {
+            /* an IPv4 peer through an IPv6 socket (Java's): named as IPv4 */
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], host, sizeof host);
+            fmt_uint(port, sizeof port, ntohs(a->sin6_port));
         } else if (ss.ss_family == AF_INET6) {
             struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
             host[0] = '[';
@@ -449,6 +454,35 @@ __attribute__((visibility("default"))) ssize_t writev(int fd, const struct iovec
 }
 
 /* ---- descriptors going away ---- */
+
+static void gone_range(unsigned lo, unsigned hi, uint32_t stack);
+#define CLOSE_RANGE_CLOEXEC_FLAG (1U << 2)
+
+#if defined(__x86_64__) && !defined(CLK_LINKABLE)
+/* clone.c's syscall(): close (3), dup2 (33), dup3 (292) and close_range (436) come here, as
+ * libuv closes its sockets with syscall(SYS_close, fd) (node-postgres). Entered by a jump from
+ * the interposed syscall(): the stack is taken here as in close(). */
+CLK_HIDDEN long clk_raw_syscall(long n, long a1, long a2, long a3, long a4, long a5, long a6);
+CLK_HIDDEN long clk_wire_syscall(long n, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+    if (n == SYS_close) {
+        if (__builtin_expect(state_of((int)a1) != 0, 0)) {
+            int saved = errno;
+            gone((int)a1, STACK_HERE());
+            errno = saved;
+        }
+        return clk_raw_syscall(n, a1, a2, a3, a4, a5, a6);
+    }
+    long r = clk_raw_syscall(n, a1, a2, a3, a4, a5, a6);
+    int saved = errno;
+    if (r >= 0 && n == SYS_close_range && !(a3 & CLOSE_RANGE_CLOEXEC_FLAG))
+        gone_range((unsigned)a1, (unsigned)a2, STACK_HERE());
+    else if (r >= 0 && (n == SYS_dup2 || n == SYS_dup3) && a1 != a2 && state_of((int)a2))
+        gone((int)a2, STACK_HERE());
+    errno = saved;
+    return r;
+}
+#endif
 
 __attribute__((visibility("default"))) int close(int fd)
 {

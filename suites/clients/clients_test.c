@@ -475,9 +475,8 @@ Test(clients, node_pg_tcp_leak, TIMEOUT)
     const char *const *cmd = ARGS("node", program("node_pg.js"), t.host, t.port, t.user);
     const char *const *env = ARGS(node_path);
     plain_run(cmd, env, 0, "pid=");
-    /* libuv (node 18/20) closes its sockets with syscall(SYS_close, fd), not close(): the
-     * wire route sees the Terminate and shutdown(SHUT_WR) but not the close */
-    CLIENTS_PENDING("wire route: libuv's syscall(SYS_close)");
+    /* libuv (node 18/20) closes its sockets with syscall(SYS_close, fd), not close(): the wire
+     * route follows syscall() too */
     clk_test_run r;
     clk_test_connleak(NULL, cmd, env, &r);
     assert_counts(&r, 23, 2, 1, 1);
