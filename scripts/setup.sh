@@ -107,6 +107,12 @@ ensure_clients_node() {
     echo "connleak: no node/npm: suites/clients' node tests will skip" >&2
     return 0
   fi
+  # a fresh clone links a cache outside it (per node version): sqlite3's build is a minute of CPU
+  # that each CI clone would otherwise pay again
+  if [ ! -e "$dir" ]; then
+    local cache=${CONNLEAK_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/connleak/clients-node-$(node --version)}
+    mkdir -p "$cache" 2>/dev/null && ln -s "$cache" "$dir" 2>/dev/null || true
+  fi
   mkdir -p "$dir" || return 0
   for p in "${clients_node_pkgs[@]}"; do
     name=${p%@*}
