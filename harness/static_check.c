@@ -51,6 +51,9 @@ static struct facts scan(const char *path)
     Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
     const char *found = NULL;
     int imports_sqlite = 0, imports_pq = 0;
+    /* a shared object exporting the library's opener calls it through its PLT, which binds to
+     * our wrapper (the wrappers then pass the call on to the object's own copy: real.c): seen */
+    int exports_sqlite = 0, exports_pq = 0, symbolic = 0, has_interp = 0;
     size_t shstrndx = 0;
     int have_names = elf && elf_getshdrstrndx(elf, &shstrndx) == 0;
     Elf_Scn *scn = NULL;
@@ -77,6 +80,10 @@ static struct facts scan(const char *path)
             }
             if (GELF_ST_TYPE(sym.st_info) != STT_FUNC)
                 continue;
+            int exported = sh.sh_type == SHT_DYNSYM && GELF_ST_BIND(sym.st_info) != STB_LOCAL &&
+                           GELF_ST_VISIBILITY(sym.st_other) == STV_DEFAULT;
+            exports_sqlite |= exported && !strcmp(name, "sqlite3_open_v2");
+            exports_pq |= exported && !strcmp(name, "PQconnectStart");
             if (!strcmp(name, "sqlite3_open_v2") || !strcmp(name, "openDatabase"))
                 found = found ? found : "SQLite";
             else if (!strcmp(name, "PQconnectStart"))
@@ -85,6 +92,28 @@ static struct facts scan(const char *path)
                 r.go = 1;
         }
     }
+    /* -Bsymbolic binds an object's calls to its own definitions, past any preload; a program
+     * (PT_INTERP) calls its own functions directly */
+    scn = NULL;
+    while (elf && found && (scn = elf_nextscn(elf, scn))) {
+        GElf_Shdr sh;
+        if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNAMIC || !sh.sh_entsize)
+            continue;
+        Elf_Data *data = elf_getdata(scn, NULL);
+        for (size_t i = 0; data && i < sh.sh_size / sh.sh_entsize; i++) {
+            GElf_Dyn d;
+            if (gelf_getdyn(data, (int)i, &d))
+                symbolic |= d.d_tag == DT_SYMBOLIC || (d.d_tag == DT_FLAGS && (d.d_un.d_val & DF_SYMBOLIC));
+        }
+    }
+    size_t nph = 0;
+    for (size_t i = 0; elf && found && elf_getphdrnum(elf, &nph) == 0 && i < nph; i++) {
+        GElf_Phdr ph;
+        has_interp |= gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_INTERP;
+    }
+    if (found && !symbolic && !has_interp &&
+        ((!strcmp(found, "SQLite") && exports_sqlite) || (!strcmp(found, "libpq") && exports_pq)))
+        found = NULL;
     /* the sqlite3 shell and psql mention these strings too, but import the library */
     scn = NULL;
     while (elf && !found && (scn = elf_nextscn(elf, scn))) {

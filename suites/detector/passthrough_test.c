@@ -52,6 +52,8 @@ static void check_embedded(const char *const *extra)
     cr_assert_not_null(leak, "no sqlite leak of e.db" CLK_CTX_FMT, CLK_CTX(&r));
     cr_assert_str_eq(clk_test_first_function(json_object_get(leak, "opened_at")), "embed_open_forgotten",
                      "opened_at" CLK_CTX_FMT, CLK_CTX(&r));
+    /* an exported copy is seen: no note says it is not */
+    cr_assert(!clk_test_contains(r.json_text, "has its own copy"), "no own-copy note" CLK_CTX_FMT, CLK_CTX(&r));
     clk_test_proc_free(&plain);
     clk_test_run_free(&r);
     clk_test_rmtree(dir);
