@@ -82,8 +82,9 @@ static struct facts scan(const char *path)
                 continue;
             int exported = sh.sh_type == SHT_DYNSYM && GELF_ST_BIND(sym.st_info) != STB_LOCAL &&
                            GELF_ST_VISIBILITY(sym.st_other) == STV_DEFAULT;
-            exports_sqlite |= exported && !strcmp(name, "sqlite3_open_v2");
-            exports_pq |= exported && !strcmp(name, "PQconnectStart");
+            /* any of the wrapped openers (wrap_sqlite.c, wrap_libpq.c) */
+            exports_sqlite |= exported && !strncmp(name, "sqlite3_open", 12);
+            exports_pq |= exported && (!strncmp(name, "PQconnect", 9) || !strcmp(name, "PQsetdbLogin"));
             if (!strcmp(name, "sqlite3_open_v2") || !strcmp(name, "openDatabase"))
                 found = found ? found : "SQLite";
             else if (!strcmp(name, "PQconnectStart"))
@@ -111,9 +112,8 @@ static struct facts scan(const char *path)
         GElf_Phdr ph;
         has_interp |= gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_INTERP;
     }
-    if (found && !symbolic && !has_interp &&
-        ((!strcmp(found, "SQLite") && exports_sqlite) || (!strcmp(found, "libpq") && exports_pq)))
-        found = NULL;
+    int seen = found && !symbolic && !has_interp &&
+               ((!strcmp(found, "SQLite") && exports_sqlite) || (!strcmp(found, "libpq") && exports_pq));
     /* the sqlite3 shell and psql mention these strings too, but import the library */
     scn = NULL;
     while (elf && !found && (scn = elf_nextscn(elf, scn))) {
@@ -132,7 +132,7 @@ static struct facts scan(const char *path)
     if (elf)
         elf_end(elf);
     close(fd);
-    r.own_copy = found;
+    r.own_copy = seen ? NULL : found;
     return r;
 }
 
