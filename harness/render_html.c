@@ -199,6 +199,14 @@ static void filter_text(struct clk_buf *b, const struct clk_finding *f)
     clk_buf_puts(b, "\"");
 }
 
+/* A finding's test, in a <span class="test">. */
+static void test_span(struct clk_buf *b, const char *test)
+{
+    clk_buf_puts(b, "<span class=\"test\">");
+    esc(b, test ? test : "(outside tests)");
+    clk_buf_puts(b, "</span>");
+}
+
 /* One finding as an article with id "<prefix><id>"; finalized: a connection a garbage collector closed. */
 static void finding(struct clk_buf *b, const struct clk_finding *f, const char *prefix, size_t id, int finalized,
                     const struct clk_render_opts *o)
@@ -235,12 +243,9 @@ static void finding(struct clk_buf *b, const struct clk_finding *f, const char *
         clk_buf_puts(b, "<span class=\"badge known\">known (baseline)</span> ");
     if (f->suppressed)
         clk_buf_puts(b, "<span class=\"badge known\">suppressed</span> ");
-    clk_buf_puts(b, "test <span class=\"test\">");
-    if (f->test)
-        esc(b, f->test);
-    else
-        clk_buf_puts(b, "(outside tests)");
-    clk_buf_printf(b, "</span> &middot; pid%s ", f->npids == 1 ? "" : "s");
+    clk_buf_puts(b, "test ");
+    test_span(b, f->test);
+    clk_buf_printf(b, " &middot; pid%s ", f->npids == 1 ? "" : "s");
     pid_list(b, f);
     if (f->via) {
         clk_buf_puts(b, " &middot; via ");
@@ -278,12 +283,8 @@ static void finding_ref(struct clk_buf *b, const struct clk_finding *f, size_t i
         esc(b, f->target);
         clk_buf_puts(b, "</code>");
     }
-    clk_buf_puts(b, " &middot; <span class=\"test\">");
-    if (f->test)
-        esc(b, f->test);
-    else
-        clk_buf_puts(b, "(outside tests)");
-    clk_buf_puts(b, "</span>");
+    clk_buf_puts(b, " &middot; ");
+    test_span(b, f->test);
 }
 
 static int cmp_str(const char *a, const char *b)
@@ -470,12 +471,9 @@ int clk_render_html(const struct clk_report *r, FILE *out, const struct clk_rend
         size_t j = i;
         while (j < nf && !cmp_str(r->findings[idx[j]]->test, test))
             j++;
-        clk_buf_puts(&b, "<details class=\"group\" open><summary><span class=\"test\">");
-        if (test)
-            esc(&b, test);
-        else
-            clk_buf_puts(&b, "(outside tests)");
-        clk_buf_printf(&b, "</span> &mdash; %zu finding%s</summary>\n", j - i, j - i == 1 ? "" : "s");
+        clk_buf_puts(&b, "<details class=\"group\" open><summary>");
+        test_span(&b, test);
+        clk_buf_printf(&b, " &mdash; %zu finding%s</summary>\n", j - i, j - i == 1 ? "" : "s");
         for (; i < j; i++) {
             finding(&b, r->findings[idx[i]], "f", idx[i], 0, o);
             clk_buf_flush(&b, out, CLK_FLUSH_AT);

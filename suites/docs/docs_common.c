@@ -83,3 +83,22 @@ char *docs_write(const char *dir, const char *name, const char *text)
     cr_assert_eq(clk_test_write_file(path, text, strlen(text)), 0, "cannot write %s", path);
     return path;
 }
+
+void docs_assert_documented(const char *what, const char *help, const char *man, const char *ref)
+{
+    clk_test_proc p;
+    clk_test_exec(ARGS(clk_test_cli(), "--help"), NO_DETECTOR, NULL, 0, &p);
+    cr_assert_eq(p.status, 0, "connleak --help: status %d", p.status);
+    cr_assert(clk_test_contains(p.out, help), "--help does not document %s ('%s'):\n%s", what, help,
+              clk_test_excerpt(p.out));
+    clk_test_proc_free(&p);
+    const char *files[] = {"harness/connleak.1", "docs/reference.md"}, *needles[] = {man, ref};
+    for (int i = 0; i < 2; i++) {
+        char *path = clk_test_path(clk_test_source_root(), files[i]);
+        char *text = clk_test_read_file(path, NULL);
+        cr_assert(text && clk_test_contains(text, needles[i]), "%s does not document %s ('%s')", path, what,
+                  needles[i]);
+        free(text);
+        free(path);
+    }
+}

@@ -19,6 +19,8 @@ const char *docs_need_jsonschema(void);
 int docs_validate(const char *json_path, char **why);
 /* Asserts that the run wrote a report and that it validates. */
 void docs_assert_valid(const clk_test_run *r, const char *what);
+/* `connleak --help` holds help, the man page man and docs/reference.md ref: what documents an option. */
+void docs_assert_documented(const char *what, const char *help, const char *man, const char *ref);
 /* A file in the test's directory with this text; malloc'd path. */
 char *docs_write(const char *dir, const char *name, const char *text);
 

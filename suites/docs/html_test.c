@@ -145,14 +145,5 @@ Test(html, hostile_names_are_escaped, TIMEOUT)
 
 Test(html, documented, .timeout = 60)
 {
-    clk_test_proc p;
-    clk_test_exec(ARGS(clk_test_cli(), "--help"), NO_DETECTOR, NULL, 0, &p);
-    cr_assert(clk_test_contains(p.out, "github or html"), "--help:\n%s", clk_test_excerpt(p.out));
-    clk_test_proc_free(&p);
-    const char *files[] = {"harness/connleak.1", "docs/reference.md"};
-    const char *needles[] = {".B html", "`html`"};
-    for (int i = 0; i < 2; i++) {
-        char *text = clk_test_read_file(clk_test_path(clk_test_source_root(), files[i]), NULL);
-        cr_assert(text && clk_test_contains(text, needles[i]), "%s does not document --format html", files[i]);
-    }
+    docs_assert_documented("--format html", "github or html", ".B html", "| `html` |");
 }
