@@ -110,6 +110,9 @@ struct clk_report {
     } summary;
     struct clk_finding **findings;
     size_t nfindings, capfindings;
+    uint64_t held_threshold_ms;     /* --held-longer-than (0: off): long_held is filled while loading */
+    struct clk_long_held *long_held; /* in load order; long_held.c */
+    size_t nlong_held, caplong_held;
     struct clk_report *finalized; /* connections closed by a garbage collector, merged as findings are;
                                    * NULL when none (finalizer.c) */
     struct clk_map index;   /* merge key -> finding */
@@ -162,6 +165,15 @@ const char *clk_kind_name(enum clk_kind k);
 uint64_t clk_report_failing(const struct clk_report *r);
 void clk_report_sort(struct clk_report *r);
 void clk_report_finish(struct clk_report *r);
+
+/* long_held.c: a connection open longer than r->held_threshold_ms (its finding holds opened_at,
+ * target, test and the pid; closed: 0 when it was still open when its process ended). */
+struct clk_long_held {
+    struct clk_finding f;
+    uint64_t held_ms;
+    int closed;
+};
+void clk_long_held_add(struct clk_report *r, const struct clk_finding *f, uint64_t held_ms, int closed);
 
 /* finalizer.c: was a connection a Python program opened closed by its garbage collector? */
 int clk_closed_by_finalizer(const struct clk_stack *opened, const struct clk_stack *closed);

@@ -29,6 +29,7 @@ struct blob {
 };
 
 struct open_conn {
+    uint64_t open_ns; /* CLOCK_MONOTONIC at the open, when the journal has times (held_longer_than) */
     uint8_t backend;
     uint16_t flags;
     uint32_t stack, target, test;
@@ -56,6 +57,7 @@ struct proc {
     struct clk_map pool_open;  /* handle -> open_conn (connleak_record connects) */
     struct clk_map checkouts;  /* handle -> open_conn */
     int wrapper_events, exited;
+    uint64_t end_ns; /* the EXIT record's time, else the last event's: when open connections stopped being held */
     /* connections open at once: now and at most, overall ([0]) and per backend; wrappers' and a pool's */
     struct peak {
         uint64_t now[3], max[3];
@@ -330,6 +332,7 @@ static struct open_conn *remember(struct proc *p, struct clk_map *m, uint64_t ha
     c->target = r->u.ev.target;
     c->test = r->u.ev.test;
     c->thread_stack = r->u.ev.thread_stack; /* 0 in journals older than the field */
+    c->open_ns = r->u.ev.time_ns;
     return c;
 }
 
@@ -359,6 +362,29 @@ static int forget(struct proc *p, struct clk_map *m, uint64_t handle)
     p->free_conns = c;
     *slot = NULL;
     return 1;
+}
+
+/* Connection c was held from its open until end_ns (a close's time, or its process's end):
+ * a long_held entry when that is over the threshold. */
+static void held(struct clk_report *r, struct proc *p, const struct open_conn *c, uint64_t end_ns, int closed)
+{
+    if (!r->held_threshold_ms || !c || !c->open_ns || end_ns < c->open_ns)
+        return;
+    uint64_t ms = (end_ns - c->open_ns) / 1000000u;
+    if (ms <= r->held_threshold_ms)
+        return;
+    struct clk_finding f = {0};
+    int pid = p->pid;
+    f.kind = CLK_LEAK;
+    f.backend = backend_name(c->backend);
+    f.via = via_name(c->backend, c->flags);
+    f.target = string_of(p, c->target);
+    f.test = string_of(p, c->test);
+    f.count = 1;
+    f.pids = &pid;
+    f.npids = 1;
+    f.opened_at = stack_of(p, c->stack);
+    clk_long_held_add(r, &f, ms, closed);
 }
 
 /* A close of connection c (still open here) that the garbage collector made, not the program. */
@@ -404,6 +430,10 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
         uint64_t h = e->u.ev.handle;
         int pool = (e->flags & CONNLEAK_RAWF_POOL) != 0;
         struct clk_map *conns = pool ? &p->pool_open : &p->open;
+        /* events carry CLOCK_MONOTONIC times when the run asked for them (held_longer_than) */
+        if (type >= CONNLEAK_REC_OPEN && type <= CONNLEAK_REC_TYPE_MAX && type != CONNLEAK_REC_MODULE &&
+            e->u.ev.time_ns > p->end_ns)
+            p->end_ns = e->u.ev.time_ns;
         switch (type) {
         case CONNLEAK_REC_STRING:
         case CONNLEAK_REC_STACK:
@@ -423,8 +453,10 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
             }
             break;
         case CONNLEAK_REC_CLOSE:
-            if (!pool)
+            if (!pool) {
                 finalized_close(r, p, clk_map_get(conns, h), e);
+                held(r, p, clk_map_get(conns, h), e->u.ev.time_ns, 1);
+            }
             if (forget_counted(p, conns, h, pool)) {
                 if (!pool)
                     r->summary.closes++;
@@ -482,6 +514,8 @@ static void report_open(struct clk_report *r, struct proc *p, struct clk_map *m,
         struct open_conn *c = m->keys[i] ? m->vals[i] : NULL;
         if (!c)
             continue;
+        if (!checkout && m == &p->open)
+            held(r, p, c, p->end_ns, 0); /* held until its process ended (its last event) */
         add_finding(r, p, CLK_LEAK, checkout, c->backend, c->flags, c->target, c->test, c->stack, 0, 0,
                     c->thread_stack);
     }

@@ -78,6 +78,7 @@ void clk_render_summary_json(struct clk_json *j, const struct clk_report *r, int
     clk_json_key_int(j, "baselined", (long long)r->summary.baselined);
     if (with_peak) {
         clk_json_key_int(j, "closed_by_finalizer", (long long)r->summary.closed_by_finalizer);
+        clk_json_key_int(j, "long_held", (long long)r->nlong_held);
         clk_json_key_int(j, "peak_open", (long long)r->summary.peak_open[0]);
         clk_json_key(j, "peak_open_by_backend");
         clk_json_open(j, '{');

@@ -97,6 +97,32 @@ static void finding_json(struct clk_json *j, struct clk_frame_memo *memo, const 
     clk_json_close(j, '}');
 }
 
+/* Connections held longer than --held-longer-than, one compact object per line (always there: empty
+ * when the option was off). */
+static void long_held(struct clk_json *j, struct clk_frame_memo *memo, const struct clk_report *r)
+{
+    clk_json_raw(j, "  \"long_held\": [");
+    for (size_t i = 0; i < r->nlong_held; i++) {
+        const struct clk_long_held *h = &r->long_held[i];
+        clk_json_raw(j, i ? ",\n    " : "\n    ");
+        clk_json_open(j, '{');
+        clk_json_key_str(j, "backend", h->f.backend);
+        if (h->f.via)
+            clk_json_key_str(j, "via", h->f.via);
+        clk_json_key_str(j, "target", h->f.target);
+        clk_json_key_str(j, "test", h->f.test);
+        clk_json_key_int(j, "pid", h->f.npids ? h->f.pids[0] : 0);
+        clk_json_key_int(j, "held_ms", (long long)h->held_ms);
+        clk_json_key(j, "closed");
+        clk_json_bool(j, h->closed);
+        clk_json_key(j, "opened_at");
+        stack_json(j, memo, &h->f.opened_at);
+        clk_json_close(j, '}');
+        clk_json_flush(j);
+    }
+    clk_json_raw(j, r->nlong_held ? "\n  ],\n" : "],\n");
+}
+
 /* A list of findings, one compact object per line. */
 static void findings(struct clk_json *j, struct clk_frame_memo *memo, const struct clk_report *r, const char *key,
                      int which)
@@ -143,6 +169,7 @@ int clk_render_json(const struct clk_report *r, FILE *out, const struct clk_rend
     findings(&j, &memo, r, "suppressed", 2);
     static const struct clk_report none;
     findings(&j, &memo, r->finalized ? r->finalized : &none, "closed_by_finalizer", 0);
+    long_held(&j, &memo, r);
     clk_frame_memo_free(&memo);
     clk_json_raw(&j, "  \"notes\": ");
     strings(&j, r->notes, r->nnotes);

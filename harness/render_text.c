@@ -122,6 +122,17 @@ int clk_render_text(const struct clk_report *r, FILE *out, const struct clk_rend
         finding(&b, &memo, f);
         clk_buf_flush(&b, out, CLK_FLUSH_AT);
     }
+    /* held longer than --held-longer-than: reported, never failing */
+    for (size_t i = 0; i < r->nlong_held; i++) {
+        const struct clk_long_held *h = &r->long_held[i];
+        clk_buf_printf(&b, "\nHeld %llu ms (longer than %llu ms%s): a %s connection to %s (pid %d%s%s), opened at:\n",
+                       (unsigned long long)h->held_ms, (unsigned long long)r->held_threshold_ms,
+                       h->closed ? ", then closed" : ", still open at exit", h->f.backend,
+                       h->f.target ? h->f.target : "(unknown target)", h->f.npids ? h->f.pids[0] : 0,
+                       h->f.test ? ", test " : "", h->f.test ? h->f.test : "");
+        frames(&b, &memo, &h->f.opened_at);
+        clk_buf_flush(&b, out, CLK_FLUSH_AT);
+    }
     /* closed by a garbage collector: reported, not failing unless --fail-on finalizer */
     for (size_t i = 0; r->finalized && i < r->finalized->nfindings; i++) {
         const struct clk_finding *f = r->finalized->findings[i];

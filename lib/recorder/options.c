@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "duration.h"
 #include "host.h"
 
 struct clk_options clk_opts = {.stack_depth = CLK_DEFAULT_DEPTH, .report = 1, .follow_children = 1};
@@ -34,7 +35,7 @@ static int set_path(char *dst, size_t cap, const char *v, size_t len)
     return 0;
 }
 
-#define KNOWN "exitcode, stack_depth, report, output, log_path, suppressions, verbosity, follow_children"
+#define KNOWN "exitcode, stack_depth, report, output, log_path, suppressions, verbosity, follow_children, held_longer_than"
 
 int clk_options_parse(const char *spec, char *err, size_t errlen)
 {
@@ -80,6 +81,11 @@ int clk_options_parse(const char *spec, char *err, size_t errlen)
                 clk_opts.verbosity = (int)x;
         } else if (KEY("output") || KEY("log_path")) {
             bad = set_path(clk_opts.output, sizeof clk_opts.output, v, vlen);
+        } else if (KEY("held_longer_than")) {
+            uint64_t ms;
+            bad = clk_parse_duration_ms(v, vlen, &ms) != 0 || ms == 0;
+            if (!bad)
+                clk_opts.held_longer_than_ms = ms;
         } else if (KEY("suppressions")) {
             bad = set_path(clk_opts.suppressions, sizeof clk_opts.suppressions, v, vlen);
         } else {

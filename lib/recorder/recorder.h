@@ -25,10 +25,16 @@ struct clk_options {
     char suppressions[512]; /* passed to the CLI; the direct printer ignores it */
     char run_dir[512];      /* journal directory (set by the CLI) */
     uint64_t run_id;        /* the CLI's run, written in each journal's header */
+    uint64_t held_longer_than_ms; /* nonzero: opens and closes carry their time (long-held connections) */
 };
 CLK_HIDDEN extern struct clk_options clk_opts;
-/* Parses `spec` into clk_opts; on error writes one line into err and returns -1. */
+/* Parses `spec` into clk_opts; on error writes one line into err and returns -1; with help=1
+ * writes the keys and their values into err (one line) and returns 1. */
 CLK_HIDDEN int clk_options_parse(const char *spec, char *err, size_t errlen);
+/* The help=1 line: every key and the values it allows. */
+CLK_HIDDEN void clk_options_help(char *out, size_t cap);
+#define CLK_STR(x) CLK_STR_(x)
+#define CLK_STR_(x) #x
 
 /* Thread-locals are initial-exec (no allocation on first use, safe anywhere),
  * which puts the library's whole TLS block in glibc's static TLS. The linkable

@@ -248,7 +248,9 @@ static inline __attribute__((always_inline)) void write_event(uint64_t slot, uin
         rec->u.ev.test = test;
         rec->u.ev.result = result;
         rec->u.ev.thread_stack = thread_stack;
-        /* no timestamp: the CLI orders by slot, and a clock read per event is cost without use */
+        /* the CLI orders by slot: a clock read per event only when asked for (held_longer_than) */
+        if (__builtin_expect(clk_opts.held_longer_than_ms != 0, 0))
+            rec->u.ev.time_ns = clk_now_ns(0);
     }
     clk_journal_publish(slot, rec, type);
 }
