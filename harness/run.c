@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "common/duration.h"
 #include "common/output_path.h"
 #include "common/redact.h"
 #include "postgres.h"
@@ -35,6 +36,7 @@ struct opts {
     int exitcode;
     int verbose, quiet, postgres, stack_depth, no_follow;
     unsigned fail_on; /* CLK_FAIL_* from --fail-on */
+    uint64_t held_ms; /* --held-longer-than, 0: off */
     const char *keep_raw;
     const char *suppressions, *baseline, *write_baseline;
     const char *gen_suppressions; /* --gen-suppressions[=FILE]: "" for stderr */
@@ -132,6 +134,13 @@ static int parse(const char *verb, int argc, char **argv, struct opts *o, int wa
             clk_quiet = 1;
         } else if (want_cmd && !strcmp(a, "--postgres")) {
             o->postgres = 1;
+        } else if (!strcmp(a, "--held-longer-than")) {
+            NEEDS_VALUE();
+            if (clk_parse_duration_ms(val, strlen(val), &o->held_ms) != 0 || !o->held_ms) {
+                clk_err("%s: --held-longer-than wants a duration from 1ms to 24h (500ms, 1.5s, 2m), not '%s'", verb,
+                        val);
+                return -1;
+            }
         } else if (want_cmd && !strcmp(a, "--stack-depth")) {
             NEEDS_VALUE();
             if (parse_int(val, 1, 128, &o->stack_depth)) {
@@ -688,6 +697,11 @@ int clk_cmd_run(int argc, char **argv)
     }
     if (o.no_follow)
         prepend_env("CONNLEAK_OPTIONS", "follow_children=0", ':');
+    if (o.held_ms) { /* the processes time their opens and closes */
+        char opt[64];
+        snprintf(opt, sizeof opt, "held_longer_than=%llums", (unsigned long long)o.held_ms);
+        prepend_env("CONNLEAK_OPTIONS", opt, ':');
+    }
     let_sanitizers_start();
     int exec_errno;
     int status = spawn_and_wait(o.cmd, &exec_errno);
@@ -709,6 +723,7 @@ int clk_cmd_run(int argc, char **argv)
     r.ncommand = o.ncmd;
     unsetenv(CONNLEAK_RUN_ID_ENV);
     r.live = 1;
+    r.held_threshold_ms = o.held_ms;
     int load_rc = clk_load_run_dir(&r, dir, run_id);
     if (loader_failed(&r, o.cmd[0], status) && !load_rc) {
         clk_err("run: %s did not start (its dynamic loader gave up, exit status 127: see its message above); "
@@ -751,6 +766,7 @@ int clk_cmd_report(int argc, char **argv)
     }
     static struct clk_report r; /* lives until exit, never freed: see clk_cmd_run */
     clk_report_init(&r);
+    r.held_threshold_ms = o.held_ms;
     /* an input that cannot be read is said, and the others are still reported
      * (as `run` does with a damaged journal); only when none can be read is
      * there no report */
