@@ -169,7 +169,11 @@ static int write_file(const char *path, const char *text, size_t len)
         const char *slash = strrchr(path, '/');
         snprintf(tmp, sizeof tmp, "%.*s/.%s.XXXXXX", slash ? (int)(slash - path) : 1, slash ? path : ".",
                  slash ? slash + 1 : path);
-        fd = mkstemp(tmp); /* 0600, never through a planted link */
+        fd = mkstemp(tmp); /* never through a planted link */
+        mode_t um = umask(0); /* mkstemp makes 0600: rules are no secret, the umask decides */
+        umask(um);
+        if (fd >= 0)
+            fchmod(fd, 0666 & ~um);
     }
     int rc = fd < 0 ? -1 : 0;
     for (size_t off = 0; !rc && off < len;) {

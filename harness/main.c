@@ -61,7 +61,9 @@ static const char usage[] =
     "0 when none, 2 for unreadable input (what can be read is still reported).\n"
     "\n"
     "Direct use: LD_PRELOAD=$(connleak preload-path) COMMAND prints a report at exit;\n"
-    "CONNLEAK_OPTIONS=key=value:... sets exitcode, stack_depth, report, output, verbosity.\n"
+    "CONNLEAK_OPTIONS=key=value:... sets exitcode, stack_depth, report, output, verbosity (help=1\n"
+    "lists the keys); under run, a bad pair is refused before the command starts, exitcode= is the\n"
+    "--exitcode and output= an --output for the text report.\n"
     "connleak run adds verify_asan_link_order=0 to ASAN_OPTIONS (unless set): gcc's AddressSanitizer\n"
     "runtime would refuse to start after the preloaded library.\n";
 

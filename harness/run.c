@@ -19,6 +19,9 @@
 #include "postgres.h"
 #include "rawfmt.h"
 
+/* lib/recorder/options.c, linked in: CONNLEAK_OPTIONS checked as the library reads it (-1: bad, 1: help=1) */
+int clk_options_parse(const char *spec, char *err, size_t errlen);
+
 #define STATUS_USAGE 2
 
 #define MAX_OUTPUTS 16
@@ -33,7 +36,7 @@ struct opts {
     struct output outs[MAX_OUTPUTS];
     int nouts;
     int format_pending; /* the last --format has no --output yet */
-    int exitcode;
+    int exitcode, exitcode_given;
     int verbose, quiet, postgres, stack_depth, no_follow;
     unsigned fail_on; /* CLK_FAIL_* from --fail-on */
     uint64_t held_ms; /* --held-longer-than, 0: off */
@@ -104,6 +107,7 @@ static int parse(const char *verb, int argc, char **argv, struct opts *o, int wa
                 clk_err("%s: --exitcode wants a number from 0 to 255, not '%s'", verb, val);
                 return -1;
             }
+            o->exitcode_given = 1;
         } else if (!strcmp(a, "--fail-on")) {
             NEEDS_VALUE();
             if (clk_fail_on_parse(val, strlen(val), &o->fail_on) != 0) {
@@ -215,9 +219,10 @@ const char *clk_preload_path(void)
 
 /* ---- rendering and the verdict ---- */
 
-/* A report file is written to a private temporary file beside it (O_EXCL,
- * mode 0600, never through a symlink) and renamed into place, so a planted
- * link cannot redirect it and a reader never sees half a report. */
+/* A report file is written to a temporary file beside it (O_EXCL, never
+ * through a symlink) and renamed into place, so a planted link cannot redirect
+ * it and a reader never sees half a report. Its mode follows the umask: a
+ * report holds no secrets, and CI uploads it as another user. */
 static FILE *open_output(const char *path, char *tmp, size_t cap)
 {
     if (clk_output_writes_through(path)) {
@@ -234,6 +239,9 @@ static FILE *open_output(const char *path, char *tmp, size_t cap)
     int fd = mkstemp(tmp);
     if (fd < 0)
         return NULL;
+    mode_t um = umask(0);
+    umask(um);
+    fchmod(fd, 0666 & ~um);
     FILE *f = fdopen(fd, "w");
     if (!f) {
         close(fd);
@@ -339,6 +347,57 @@ static int fail_on_from_env(struct opts *o, const char *verb, int strip)
     return rc;
 }
 
+/* CONNLEAK_OPTIONS under `run`, checked once here with the library's own parser, so that every
+ * key works or is refused before the command starts (not once per process): exitcode= is the
+ * --exitcode and output= (log_path=) an --output for the text report, unless the command line
+ * says otherwise; both leave the command's environment with help=, which prints the keys here.
+ * -1 with one line for a bad key or value. */
+static int options_from_env(struct opts *o)
+{
+    const char *env = getenv("CONNLEAK_OPTIONS");
+    if (!env || !*env)
+        return 0;
+    char err[1024] = "";
+    int rc = clk_options_parse(env, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "%s (connleak run did not start the command)\n", err);
+        return -1;
+    }
+    if (rc > 0) /* help=1: asked for, so also under --quiet */
+        fprintf(stderr, "%s\n", err);
+    static char output[PATH_MAX];
+    struct clk_buf rest = {0};
+    for (const char *p = env; *p;) {
+        size_t len = strcspn(p, ":");
+        /* the parser took the pairs in order: the last one of a key counts */
+        int out = len >= 7 && !strncmp(p, "output=", 7), log = len >= 9 && !strncmp(p, "log_path=", 9);
+        if (out || log)
+            snprintf(output, sizeof output, "%.*s", (int)(len - (out ? 7 : 9)), p + (out ? 7 : 9));
+        char num[16];
+        if (len >= 9 && !strncmp(p, "exitcode=", 9) && !o->exitcode_given && len - 9 < sizeof num) {
+            snprintf(num, sizeof num, "%.*s", (int)(len - 9), p + 9);
+            parse_int(num, 0, 255, &o->exitcode);
+        }
+        if (len && !out && !log && strncmp(p, "help=", 5) != 0) {
+            if (rest.n)
+                clk_buf_putc(&rest, ':');
+            clk_buf_add(&rest, p, len);
+        }
+        p += len + (p[len] == ':');
+    }
+    int text_given = 0;
+    for (int i = 0; i < o->nouts; i++)
+        text_given |= !strcmp(o->outs[i].format, "text");
+    if (output[0] && !text_given && o->nouts < MAX_OUTPUTS)
+        o->outs[o->nouts++] = (struct output){"text", output};
+    if (rest.n)
+        setenv("CONNLEAK_OPTIONS", rest.p, 1);
+    else
+        unsetenv("CONNLEAK_OPTIONS");
+    free(rest.p);
+    return 0;
+}
+
 /* What --fail-on asks the report to fail on besides leaks and double closes. */
 static void apply_fail_on(struct clk_report *r, const struct opts *o)
 {
@@ -366,6 +425,50 @@ static int check_inputs(const struct opts *o)
         if (rc != 0)
             return -1;
     }
+    return 0;
+}
+
+/* A file the report will be written to, checked before the command runs (a run of minutes must
+ * not end in "cannot write"): its directory must exist and be writable, and it must not be a
+ * directory. -1 with one line when it cannot be written. */
+static int check_writable(const char *verb, const char *what, const char *path)
+{
+    struct stat st;
+    if (clk_output_writes_through(path)) {
+        if (access(path, W_OK) != 0) {
+            clk_err("%s: cannot write %s %s: %s", verb, what, path, strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        clk_err("%s: cannot write %s %s: it is a directory", verb, what, path);
+        return -1;
+    }
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash == path ? 1 : slash - path) : 1, slash ? path : ".");
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        clk_err("%s: cannot write %s %s: no directory %s", verb, what, path, dir);
+        return -1;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        clk_err("%s: cannot write %s %s: %s: %s", verb, what, path, dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int check_outputs(const char *verb, const struct opts *o)
+{
+    for (int i = 0; i < o->nouts; i++)
+        if (o->outs[i].path && check_writable(verb, "report", o->outs[i].path) != 0)
+            return -1;
+    if (o->write_baseline && check_writable(verb, "baseline", o->write_baseline) != 0)
+        return -1;
+    if (o->gen_suppressions && o->gen_suppressions[0] &&
+        check_writable(verb, "suppressions", o->gen_suppressions) != 0)
+        return -1;
     return 0;
 }
 
@@ -657,7 +760,7 @@ static void prepend_env(const char *name, const char *value, char sep)
 int clk_cmd_run(int argc, char **argv)
 {
     struct opts o;
-    if (parse("run", argc, argv, &o, 1) != 0 || fail_on_from_env(&o, "run", 1) != 0)
+    if (parse("run", argc, argv, &o, 1) != 0 || fail_on_from_env(&o, "run", 1) != 0 || options_from_env(&o) != 0)
         return STATUS_USAGE;
     const char *preload = clk_preload_path();
     if (!preload) {
@@ -665,7 +768,7 @@ int clk_cmd_run(int argc, char **argv)
         return STATUS_USAGE;
     }
     /* a bad suppressions file or baseline is refused before the command runs, as LSan does */
-    if (check_inputs(&o) != 0)
+    if (check_inputs(&o) != 0 || check_outputs("run", &o) != 0)
         return STATUS_USAGE;
     char dir[PATH_MAX];
     if (make_run_dir(&o, dir, sizeof dir) != 0)
@@ -703,6 +806,13 @@ int clk_cmd_run(int argc, char **argv)
         prepend_env("CONNLEAK_OPTIONS", opt, ':');
     }
     let_sanitizers_start();
+    if (o.exitcode_given) {
+        /* last, so it wins: a process that cannot journal reports itself and exits with it */
+        const char *old = getenv("CONNLEAK_OPTIONS");
+        char opt[PATH_MAX];
+        snprintf(opt, sizeof opt, "%s%sexitcode=%d", old ? old : "", old && *old ? ":" : "", o.exitcode);
+        setenv("CONNLEAK_OPTIONS", opt, 1);
+    }
     int exec_errno;
     int status = spawn_and_wait(o.cmd, &exec_errno);
     unsetenv("LD_PRELOAD");

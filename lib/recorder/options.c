@@ -37,9 +37,32 @@ static int set_path(char *dst, size_t cap, const char *v, size_t len)
 
 #define KNOWN "exitcode, stack_depth, report, output, log_path, suppressions, verbosity, follow_children, held_longer_than"
 
+/* The values each key allows, for errors and help=1. */
+static const char *const allowed[][2] = {
+    {"exitcode", "0 to 255"},
+    {"stack_depth", "1 to " CLK_STR(CLK_MAX_DEPTH)},
+    {"report", "0 or 1"},
+    {"follow_children", "0 or 1"},
+    {"verbosity", "0 to 2"},
+    {"output", "a path"},
+    {"log_path", "a path"},
+    {"suppressions", "a path"},
+    {"held_longer_than", "a duration such as 500ms, 2s or 1.5m, up to 24h"},
+    {"help", "1"},
+};
+
+static const char *allowed_values(const char *key, size_t klen)
+{
+    for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++)
+        if (strlen(allowed[i][0]) == klen && !strncmp(allowed[i][0], key, klen))
+            return allowed[i][1];
+    return "?";
+}
+
 int clk_options_parse(const char *spec, char *err, size_t errlen)
 {
     const char *p = spec;
+    int help = 0;
     while (p && *p) {
         size_t len = strcspn(p, ":");
         const char *eq = memchr(p, '=', len);
@@ -57,7 +80,11 @@ int clk_options_parse(const char *spec, char *err, size_t errlen)
         long x;
         int bad = 0;
 #define KEY(name) (klen == sizeof(name) - 1 && strncmp(p, name, klen) == 0)
-        if (KEY("exitcode")) {
+        if (KEY("help")) {
+            bad = parse_int(v, vlen, 0, 1, &x);
+            if (!bad)
+                help = (int)x;
+        } else if (KEY("exitcode")) {
             bad = parse_int(v, vlen, 0, 255, &x);
             if (!bad) {
                 clk_opts.exitcode = (int)x;
@@ -89,16 +116,30 @@ int clk_options_parse(const char *spec, char *err, size_t errlen)
         } else if (KEY("suppressions")) {
             bad = set_path(clk_opts.suppressions, sizeof clk_opts.suppressions, v, vlen);
         } else {
-            snprintf(err, errlen, "connleak: CONNLEAK_OPTIONS: unknown key '%.*s' (known: " KNOWN ")", (int)klen, p);
+            snprintf(err, errlen, "connleak: CONNLEAK_OPTIONS: unknown key '%.*s' (known: " KNOWN "; help=1 lists their values)",
+                     (int)klen, p);
             return -1;
         }
 #undef KEY
         if (bad) {
-            snprintf(err, errlen, "connleak: CONNLEAK_OPTIONS: bad value '%.*s' for %.*s", (int)vlen, v, (int)klen,
-                     p);
+            snprintf(err, errlen, "connleak: CONNLEAK_OPTIONS: bad value '%.*s' for %.*s (allowed: %s)", (int)vlen, v,
+                     (int)klen, p, allowed_values(p, klen));
             return -1;
         }
         p += len;
     }
-    return 0;
+    if (help)
+        clk_options_help(err, errlen);
+    return help;
+}
+
+/* help=1: every key with the values it allows, on one line (fail_on is the CLI's). */
+void clk_options_help(char *out, size_t cap)
+{
+    size_t n = (size_t)snprintf(out, cap, "connleak: CONNLEAK_OPTIONS: keys (key=value, ':' between):");
+    for (size_t i = 0; i < sizeof allowed / sizeof *allowed && n < cap; i++)
+        n += (size_t)snprintf(out + n, cap - n, " %s (%s)%s", allowed[i][0], allowed[i][1],
+                              i + 1 < sizeof allowed / sizeof *allowed ? ";" : "");
+    if (n < cap)
+        snprintf(out + n, cap - n, "; fail_on (unseen, finalizer: read by connleak run and report)");
 }

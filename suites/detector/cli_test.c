@@ -1,5 +1,6 @@
 /* cli_test.c — the connleak command: usage, bad input, exit statuses, report, preload-path, direct preloading, CONNLEAK_OPTIONS, report shape, the sqlite3 shell. */
 #include <ctype.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -540,6 +541,164 @@ Test(cli, connleak_options_unknown_key, TIMEOUT)
 Test(cli, connleak_options_bad_value, TIMEOUT)
 {
     check_bad_option("stack_depth=banana", "stack_depth");
+}
+
+/* ---- CONNLEAK_OPTIONS under connleak run: every key works or is refused before the command ---- */
+
+static void run_with_options(const char *options, const char *const *opts, const char *mode, clk_test_proc *p)
+{
+    char env[512];
+    snprintf(env, sizeof env, "CONNLEAK_OPTIONS=%s", options);
+    const char *argv[16] = {clk_test_cli(), "run"};
+    int n = 2;
+    for (int i = 0; opts && opts[i]; i++)
+        argv[n++] = opts[i];
+    argv[n++] = "--";
+    argv[n++] = clk_test_fixture("fx_sqlite");
+    argv[n++] = mode;
+    argv[n++] = ":memory:";
+    argv[n] = NULL;
+    clk_test_exec(argv, ARGS("LD_PRELOAD", env), NULL, 0, p);
+}
+
+Test(cli, run_connleak_options_exitcode_is_the_exitcode, TIMEOUT)
+{
+    clk_test_proc p;
+    run_with_options("exitcode=42", NULL, "leak-open", &p);
+    cr_assert_eq(p.status, 42, "CONNLEAK_OPTIONS=exitcode=42 under run, a leak: got %d\n%s", p.status,
+                 clk_test_excerpt(p.err));
+    clk_test_proc_free(&p);
+    run_with_options("exitcode=42", ARGS("--exitcode", "7"), "leak-open", &p);
+    cr_assert_eq(p.status, 7, "--exitcode wins over exitcode=: got %d\n%s", p.status, clk_test_excerpt(p.err));
+    clk_test_proc_free(&p);
+    run_with_options("exitcode=42", NULL, "clean", &p);
+    cr_assert_eq(p.status, 0, "exitcode=42, no leak: got %d\n%s", p.status, clk_test_excerpt(p.err));
+    clk_test_proc_free(&p);
+}
+
+Test(cli, run_connleak_options_output_is_the_text_report, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char *out = clk_test_path(dir, "report.txt");
+    char options[600];
+    snprintf(options, sizeof options, "output=%s", out);
+    clk_test_proc p;
+    run_with_options(options, NULL, "leak-open", &p);
+    cr_assert_eq(p.status, 23, "status %d\n%s", p.status, clk_test_excerpt(p.err));
+    char *text = clk_test_read_file(out, NULL);
+    cr_assert(text && clk_test_contains(text, "SUMMARY: connleak:") && clk_test_contains(text, "leak_with_open"),
+              "output= should get the text report:\n%s\n--- stderr:\n%s", text ? text : "(none)", p.err);
+    free(text);
+    clk_test_proc_free(&p);
+    clk_test_rmtree(dir);
+}
+
+Test(cli, run_refuses_a_bad_connleak_option_once_before_starting, TIMEOUT)
+{
+    const char *bad[][2] = {{"no_such_key=1", "no_such_key"}, {"stack_depth=999", "1 to 128"}};
+    for (int i = 0; i < 2; i++) {
+        char env[128];
+        snprintf(env, sizeof env, "CONNLEAK_OPTIONS=%s", bad[i][0]);
+        clk_test_proc p;
+        /* two processes: the error is the CLI's, once, and neither runs */
+        char script[1024];
+        snprintf(script, sizeof script, "'%s' clean :memory:; '%s' clean :memory:", clk_test_fixture("fx_sqlite"),
+                 clk_test_fixture("fx_sqlite"));
+        clk_test_exec(ARGS(clk_test_cli(), "run", "--", "sh", "-c", script), ARGS("LD_PRELOAD", env), NULL, 0, &p);
+        assert_bad_input(&p, bad[i][0]);
+        cr_assert(clk_test_contains(p.err, bad[i][1]), "%s: the line should say %s: %s", bad[i][0], bad[i][1], p.err);
+        cr_assert(!clk_test_contains(p.out, "clean done"), "%s: the command must not run: %s", bad[i][0], p.out);
+        clk_test_proc_free(&p);
+    }
+}
+
+Test(cli, connleak_options_help_lists_the_keys, TIMEOUT)
+{
+    clk_test_proc p;
+    run_with_options("help=1", NULL, "clean", &p);
+    cr_assert_eq(p.status, 0, "help=1 under run: status %d\n%s", p.status, clk_test_excerpt(p.err));
+    cr_assert(clk_test_contains(p.out, "clean done"), "help=1: the command still runs: %s", p.out);
+    const char *keys[] = {"exitcode (0 to 255)", "stack_depth (1 to 128)", "output", "follow_children", "fail_on"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        cr_assert(clk_test_contains(p.err, keys[i]), "help=1 should list %s:\n%s", keys[i], p.err);
+    const char *first = strstr(p.err, "exitcode (0 to 255)");
+    cr_assert(first && !strstr(first + 1, "exitcode (0 to 255)"), "the keys once, not per process:\n%s", p.err);
+    clk_test_proc_free(&p);
+    /* direct mode: the library lists them */
+    clk_test_exec(ARGS(clk_test_fixture("fx_sqlite"), "clean", ":memory:"),
+                  ARGS(ld_preload(), "CONNLEAK_RUN_DIR", "CONNLEAK_OPTIONS=help=1"), NULL, 0, &p);
+    cr_assert(p.status == 0 && clk_test_contains(p.err, "stack_depth (1 to 128)"),
+              "help=1 without the CLI: status %d\n%s", p.status, p.err);
+    clk_test_proc_free(&p);
+}
+
+/* ---- report files: checked before the command runs, mode from the umask ---- */
+
+Test(cli, run_refuses_an_output_it_cannot_write_before_starting, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    const char *bad[] = {"/nonexistent-connleak-dir/report.sarif", dir};
+    for (int i = 0; i < 2; i++) {
+        clk_test_proc p;
+        cli(&p, ARGS(clk_test_cli(), "run", "--format", "sarif", "--output", bad[i], "--",
+                     clk_test_fixture("fx_sqlite"), "clean", ":memory:"));
+        assert_bad_input(&p, bad[i]);
+        cr_assert_eq(p.status, 2, "%s: status %d", bad[i], p.status);
+        cr_assert(clk_test_contains(p.err, bad[i]), "should name %s: %s", bad[i], p.err);
+        cr_assert(!clk_test_contains(p.out, "clean done"), "%s: the command must not run: %s", bad[i], p.out);
+        clk_test_proc_free(&p);
+    }
+    if (geteuid() != 0) { /* root writes anywhere */
+        char *ro = clk_test_path(dir, "ro");
+        mkdir(ro, 0500);
+        char *in_ro = clk_test_path(ro, "r.json");
+        clk_test_proc p;
+        cli(&p, ARGS(clk_test_cli(), "run", "--json", in_ro, "--", clk_test_fixture("fx_sqlite"), "clean",
+                     ":memory:"));
+        assert_bad_input(&p, in_ro);
+        clk_test_proc_free(&p);
+        chmod(ro, 0700);
+    }
+    clk_test_rmtree(dir);
+}
+
+Test(cli, report_files_follow_the_umask, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    const char *masks[] = {"022", "027"};
+    const mode_t want[] = {0644, 0640};
+    for (int i = 0; i < 2; i++) {
+        char *json = clk_test_path(dir, "r.json"), *sarif = clk_test_path(dir, "r.sarif");
+        char script[2048];
+        char *raw = clk_test_path(dir, masks[i]);
+        snprintf(script, sizeof script, "umask %s; exec '%s' run --quiet --json '%s' --format sarif --output '%s' "
+                 "--keep-raw '%s' -- '%s' clean :memory:", masks[i], clk_test_cli(), json, sarif, raw,
+                 clk_test_fixture("fx_sqlite"));
+        clk_test_proc p;
+        clk_test_exec(ARGS("sh", "-c", script), ARGS("LD_PRELOAD", "CONNLEAK_OPTIONS"), NULL, 0, &p);
+        cr_assert_eq(p.status, 0, "umask %s: status %d\n%s", masks[i], p.status, clk_test_excerpt(p.err));
+        struct stat st;
+        cr_assert(stat(json, &st) == 0 && (st.st_mode & 0777) == want[i], "umask %s: --json mode %o, want %o",
+                  masks[i], st.st_mode & 0777, want[i]);
+        cr_assert(stat(sarif, &st) == 0 && (st.st_mode & 0777) == want[i], "umask %s: --output mode %o, want %o",
+                  masks[i], st.st_mode & 0777, want[i]);
+        /* journals stay private: they hold targets and stacks of whoever ran */
+        DIR *d = opendir(raw);
+        int journals = 0;
+        for (struct dirent *e; d && (e = readdir(d));) {
+            if (!strstr(e->d_name, ".raw"))
+                continue;
+            char *jp = clk_test_path(raw, e->d_name);
+            cr_assert(stat(jp, &st) == 0 && (st.st_mode & 0777) == 0600, "umask %s: journal %s mode %o, want 600",
+                      masks[i], e->d_name, st.st_mode & 0777);
+            journals++;
+        }
+        if (d)
+            closedir(d);
+        cr_assert_gt(journals, 0, "umask %s: no journal kept in %s", masks[i], raw);
+        clk_test_proc_free(&p);
+    }
+    clk_test_rmtree(dir);
 }
 
 /* ---- a real client nobody here wrote: the sqlite3 shell ---- */
