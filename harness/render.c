@@ -38,6 +38,7 @@ const char *clk_first_function(const struct clk_stack *s)
     return s->n && s->f[0].function ? s->f[0].function : NULL;
 }
 
+/* No pids here: SARIF, JUnit and GitHub messages stay the same from run to run (the JSON keeps them). */
 void clk_render_details(struct clk_buf *b, const struct clk_finding *f, const char *first, int with_test)
 {
     const char *sep = " (";
@@ -51,14 +52,6 @@ void clk_render_details(struct clk_buf *b, const struct clk_finding *f, const ch
     }
     if (with_test && f->test) {
         clk_buf_printf(b, "%stest %s", sep, f->test);
-        sep = ", ";
-    }
-    if (f->npids) {
-        clk_buf_printf(b, "%spid%s ", sep, f->npids == 1 ? "" : "s");
-        for (size_t i = 0; i < f->npids && i < 8; i++)
-            clk_buf_printf(b, "%s%d", i ? ", " : "", f->pids[i]);
-        if (f->npids > 8)
-            clk_buf_printf(b, ", ... (%zu in all)", f->npids);
         sep = ", ";
     }
     if (sep[0] == ',')
