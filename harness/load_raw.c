@@ -508,6 +508,18 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
     }
 }
 
+/* When a connection still open at its process's end stopped being held: the EXIT record's time; a
+ * process that left without one (_exit, a signal) under `run` ended before its journal is read, so
+ * now (CLOCK_MONOTONIC is one clock for every process); read later by `report`, its last event. */
+static uint64_t held_until(const struct clk_report *r, const struct proc *p)
+{
+    if (p->exited || !r->live || !r->held_threshold_ms)
+        return p->end_ns;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void report_open(struct clk_report *r, struct proc *p, struct clk_map *m, int checkout)
 {
     for (size_t i = 0; i < m->cap; i++) {
@@ -515,7 +527,7 @@ static void report_open(struct clk_report *r, struct proc *p, struct clk_map *m,
         if (!c)
             continue;
         if (!checkout && m == &p->open)
-            held(r, p, c, p->end_ns, 0); /* held until its process ended (its last event) */
+            held(r, p, c, held_until(r, p), 0);
         add_finding(r, p, CLK_LEAK, checkout, c->backend, c->flags, c->target, c->test, c->stack, 0, 0,
                     c->thread_stack);
     }

@@ -175,6 +175,29 @@ int clk_render_github(const struct clk_report *r, FILE *out, const struct clk_re
             annotation(&w, &memo, r->findings[i], o);
             clk_buf_flush(&w, out, CLK_FLUSH_AT);
         }
+    /* connections held longer than --held-longer-than: warnings at the opener, never failing */
+    for (size_t i = 0; i < r->nlong_held; i++) {
+        const struct clk_long_held *h = &r->long_held[i];
+        const struct clk_frame *at = annotated_frame(o, &h->f.opened_at);
+        clk_buf_puts(&w, "::warning ");
+        if (at) {
+            clk_buf_puts(&w, "file=");
+            gh_escape(&w, clk_relative_path(o, at->file), 1);
+            if (at->line > 0)
+                clk_buf_printf(&w, ",line=%d", at->line);
+            clk_buf_putc(&w, ',');
+        }
+        clk_buf_puts(&w, "title=");
+        gh_escape(&w, "connleak: connection held too long", 1);
+        clk_buf_puts(&w, "::");
+        struct clk_buf m = {0};
+        clk_buf_printf(&m, "a %s connection to %s held %llu ms (longer than %llu ms)%s", h->f.backend,
+                       h->f.target ? h->f.target : "(unknown target)", (unsigned long long)h->held_ms,
+                       (unsigned long long)r->held_threshold_ms, h->closed ? "" : ", still open when its process ended");
+        gh_escape(&w, m.p, 0);
+        free(m.p);
+        clk_buf_putc(&w, '\n');
+    }
     clk_frame_memo_free(&memo);
     struct clk_buf b = {0};
     /* a client the detector cannot see, or a journal read in part, is a warning annotation (an error

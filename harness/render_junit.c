@@ -309,6 +309,15 @@ int clk_render_junit(const struct clk_report *r, FILE *out, const struct clk_ren
     struct clk_buf sys = {0};
     for (size_t i = 0; i < r->nnotes; i++)
         clk_buf_printf(&sys, "connleak: note: %s\n", r->notes[i]);
+    /* held longer than --held-longer-than: information, never a failure */
+    for (size_t i = 0; i < r->nlong_held; i++) {
+        const struct clk_long_held *h = &r->long_held[i];
+        const char *fn = clk_first_function(&h->f.opened_at);
+        clk_buf_printf(&sys, "connleak: held %llu ms (longer than %llu ms): a %s connection to %s opened by %s%s%s\n",
+                       (unsigned long long)h->held_ms, (unsigned long long)r->held_threshold_ms, h->f.backend,
+                       h->f.target ? h->f.target : "(unknown target)", fn ? fn : "??", h->f.test ? " in test " : "",
+                       h->f.test ? h->f.test : "");
+    }
     unsigned long long leaks = r->summary.leaks, dc = r->summary.double_closes, uc = r->summary.unknown_closes;
     clk_buf_printf(&sys,
                    "SUMMARY: connleak: %llu leaked connection%s, %llu double close%s, %llu unknown close%s, "

@@ -447,6 +447,25 @@ int clk_render_sarif(const struct clk_report *r, FILE *out, const struct clk_ren
         clk_json_close(&j, '}');
         clk_json_close(&j, '}');
     }
+    /* connections held longer than --held-longer-than: warnings, never results (they fail nothing) */
+    for (size_t i = 0; i < r->nlong_held; i++) {
+        const struct clk_long_held *h = &r->long_held[i];
+        const char *fn = clk_first_function(&h->f.opened_at);
+        char text[1024];
+        snprintf(text, sizeof text, "a %s connection to %s opened by %s was held %llu ms (longer than %llu ms)%s",
+                 h->f.backend, h->f.target ? h->f.target : "(unknown target)", fn ? fn : "??",
+                 (unsigned long long)h->held_ms, (unsigned long long)r->held_threshold_ms,
+                 h->closed ? "" : ", still open when its process ended");
+        clk_json_open(&j, '{');
+        clk_json_key_str(&j, "level", "warning");
+        text_member(&j, "message", text);
+        clk_json_key(&j, "properties");
+        clk_json_open(&j, '{');
+        clk_json_key_str(&j, "kind", "long_held");
+        clk_json_key_int(&j, "held_ms", (long long)h->held_ms);
+        clk_json_close(&j, '}');
+        clk_json_close(&j, '}');
+    }
     clk_json_close(&j, ']');
     clk_json_close(&j, '}');
     clk_json_close(&j, ']');

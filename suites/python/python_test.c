@@ -330,3 +330,70 @@ static void finalizer_on(int minor)
 
 Test(python, closed_by_finalizer_3_11, TIMEOUT) { finalizer_on(11); }
 Test(python, closed_by_finalizer_3_13, TIMEOUT) { finalizer_on(13); }
+
+/* --held-longer-than (issue 14): exactly the connection held 1.2 s, with its opener and how long,
+ * closed; the exit status unchanged. */
+Test(python, held_longer_than, TIMEOUT)
+{
+    const char *py = python(11) ? python(11) : python(12);
+    if (!py)
+        cr_skip_test("no Python 3.11 or 3.12 on this machine");
+    clk_test_run r;
+    clk_test_connleak(ARGS("--held-longer-than", "500ms"), ARGS(py, PY_HELD), NULL, &r);
+    clk_assert_report(&r);
+    clk_assert_status(&r, 0);
+    json_t *list = json_object_get(r.report, "long_held");
+    cr_assert_eq(json_array_size(list), 1, "one long-held connection" CLK_CTX_FMT, CLK_CTX(&r));
+    json_t *h = json_array_get(list, 0);
+    cr_assert_not_null(py_frame(json_object_get(h, "opened_at"), "hold_long"), "its opener" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert_geq(clk_test_int(h, "held_ms"), 1100, "held_ms" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert(json_is_true(json_object_get(h, "closed")), "closed" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_assert_summary(&r, "long_held", 1);
+    clk_test_run_free(&r);
+}
+
+/* One still open when its process ends is held until then (and is a leak too). */
+Test(python, held_until_the_process_ends, TIMEOUT)
+{
+    const char *py = python(11) ? python(11) : python(12);
+    if (!py)
+        cr_skip_test("no Python 3.11 or 3.12 on this machine");
+    clk_test_run r;
+    clk_test_connleak(ARGS("--held-longer-than", "0.5s"), ARGS(py, PY_HELD, "open"), NULL, &r);
+    clk_assert_report(&r);
+    clk_assert_status(&r, 23);
+    clk_assert_summary(&r, "leaks", 1);
+    json_t *list = json_object_get(r.report, "long_held");
+    cr_assert_eq(json_array_size(list), 2, "two long-held connections" CLK_CTX_FMT, CLK_CTX(&r));
+    int open_found = 0;
+    size_t i;
+    json_t *h;
+    json_array_foreach(list, i, h) {
+        if (py_frame(json_object_get(h, "opened_at"), "kept_open")) {
+            open_found = 1;
+            cr_assert(json_is_false(json_object_get(h, "closed")), "still open" CLK_CTX_FMT, CLK_CTX(&r));
+            cr_assert_geq(clk_test_int(h, "held_ms"), 700, "held until the end" CLK_CTX_FMT, CLK_CTX(&r));
+        }
+    }
+    cr_assert(open_found, "kept_open's connection" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
+
+/* Without the option nothing is timed and nothing listed; a bad duration is one line, exit 2. */
+Test(python, held_longer_than_off_and_bad, TIMEOUT)
+{
+    const char *py = python(11) ? python(11) : python(12);
+    if (!py)
+        cr_skip_test("no Python 3.11 or 3.12 on this machine");
+    clk_test_run r;
+    clk_test_connleak(NULL, ARGS(py, PY_HELD), NULL, &r);
+    clk_assert_report(&r);
+    cr_assert_eq(json_array_size(json_object_get(r.report, "long_held")), 0, "none listed" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_test_run_free(&r);
+    clk_test_proc p;
+    clk_test_exec(ARGS(clk_test_cli(), "run", "--held-longer-than", "soon", "--", py, PY_HELD), NULL, NULL, 0, &p);
+    cr_assert_eq(p.status, 2, "exit 2: %s", p.err);
+    cr_assert(clk_test_contains(p.err, "--held-longer-than wants a duration"), "%s", p.err);
+    cr_assert_eq(clk_test_count_lines(p.err), 1, "one line: %s", p.err);
+    clk_test_proc_free(&p);
+}
