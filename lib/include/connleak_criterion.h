@@ -17,10 +17,10 @@
  * of the test still ran) when a connection opened since the body began is
  * still open, or a connection was closed twice, with the opener's stack:
  *
- *     [----] connleak: 1 connection opened during this test is still open
- *     [----]   sqlite connection to :memory:, opened at:
- *     [----]     #0 open_orders_db (my-tests+0x1a2b)
- *     [FAIL] orders::total
+ *     [----]   connleak: 1 connection opened during this test is still open
+ *     [----]     sqlite connection to :memory:, opened at:
+ *     [----]       #0 open_orders_db (my-tests+0x1a2b)
+ *     [FAIL] orders::total: (0.00s)
  *
  * What the check sees:
  *  - Under `connleak run -- ./my-tests` or with LD_PRELOAD of
@@ -28,7 +28,8 @@
  *    wrapped sqlite3_open*, PQconnect* and the like are seen, and pool events.
  *  - Run plainly with libconnleak linked, only what is recorded through
  *    connleak_record() (pools such as dbconf's) is seen: nothing wraps
- *    sqlite3/libpq then, so a raw sqlite3_open is not checked.
+ *    sqlite3/libpq then, so a raw sqlite3_open is not checked (the binary
+ *    says so once on stderr).
  *  - The check runs at the end of the body, not in .fini: Criterion 2.4.1
  *    does not fail a test for an assertion in .fini. Connections opened by
  *    .init (and closed by .fini) are open when the body begins and are not
@@ -55,6 +56,10 @@ extern "C" {
 
 /* Framework-neutral (in libconnleak): remember what is open now. */
 void connleak_test_begin(void);
+/* Says once on stderr when libconnleak-preload.so is not in the process (SQLite and libpq opens
+ * are then not tracked). CONNLEAK_TEST calls it in Criterion's runner; connleak_test_begin()
+ * calls it too, outside Criterion's workers. */
+void connleak_test_check_preload(void);
 /* Describe into buf (NUL-terminated, truncated to cap) every connection
  * opened since connleak_test_begin() (since the start of the process without
  * it) and still open, and the double closes since then, each with its stack.
@@ -123,7 +128,14 @@ static inline void connleak_criterion_check_at_(const char *file, int line)
 #define CONNLEAK_BODY2_(Suite, Name) connleak_body_##Suite##_##Name
 /* The body is an external function, like Criterion's own test functions, so
  * that with -rdynamic its frame is named too. */
+#define CONNLEAK_CTOR_(Suite, Name) CONNLEAK_CTOR2_(Suite, Name)
+#define CONNLEAK_CTOR2_(Suite, Name) connleak_ctor_##Suite##_##Name
+/* The constructor runs in Criterion's runner too, which warns once when the preload is missing. */
 #define CONNLEAK_TEST_(Suite, Name, ...)                                                        \
+    __attribute__((constructor)) static void CONNLEAK_CTOR_(Suite, Name)(void)                  \
+    {                                                                                           \
+        connleak_test_check_preload();                                                          \
+    }                                                                                           \
     void CONNLEAK_BODY_(Suite, Name)(void);                                                     \
     Test(__VA_ARGS__)                                                                           \
     {                                                                                           \

@@ -68,8 +68,32 @@ static int seen_in(const struct seen *s, size_t n, const connleak_conn *c)
     return 0;
 }
 
+/* Without libconnleak-preload.so in the process nothing wraps sqlite3/libpq, and a check that
+ * passes would say nothing: warn once, on stderr. Criterion runs each test in a worker process
+ * (BXFI_MAP set there) started by the runner: the runner warns (CONNLEAK_TEST's constructors call
+ * this there), its workers do not, so a run says it once. */
+EXPORT void connleak_test_check_preload(void)
+{
+    static int checked;
+    if (checked || getenv("BXFI_MAP"))
+        return;
+    checked = 1;
+    /* the public API is reached through the PLT: the preloaded tracker's when it is there */
+    Dl_info api, own;
+    if (dladdr((const void *)connleak_get_counts, &api) && dladdr((const void *)&checked, &own) &&
+        api.dli_fbase == own.dli_fbase) {
+        static const char msg[] =
+            "connleak: CONNLEAK_TEST: libconnleak-preload.so is not loaded: SQLite and libpq opens are not "
+            "tracked, only connleak_record() events (run the tests under `connleak run --` or with "
+            "LD_PRELOAD=$(connleak preload-path))\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+    }
+}
+
 EXPORT void connleak_test_begin(void)
 {
+    connleak_test_check_preload();
     begin_open = remember(connleak_open_connections, begin_open, &begin_nopen);
     begin_left = remember(connleak_left_field_closes, begin_left, &begin_nleft);
     connleak_counts c;

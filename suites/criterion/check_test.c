@@ -145,6 +145,19 @@ Test(check, fails_leaking_tests_under_connleak_run, TIMEOUT)
 Test(check, fails_leaking_tests_under_ld_preload, TIMEOUT)
 {
     check_wrapped(PRELOADED);
+    struct outcome o;
+    run_checked(PRELOADED, &o);
+    cr_assert(!clk_test_contains(o.proc.err, "is not loaded"), "no warning with the preload:\n%s",
+              clk_test_excerpt(o.proc.err));
+    /* the layout the README shows */
+    const char *layout = ": Assertion Failed\n"
+                         "[----]   \n"
+                         "[----]   connleak: 1 connection opened during this test is still open\n"
+                         "[----]     sqlite connection to :memory:, opened at:\n"
+                         "[----]       #0 checked_open_orders (cr_checked+0x";
+    cr_assert(clk_test_contains(o.proc.err, layout), "README's sample layout not in Criterion's output:\n%s",
+              clk_test_excerpt(o.proc.err));
+    outcome_free(&o, PRELOADED);
 }
 
 Test(check, under_connleak_run_the_report_agrees, TIMEOUT)
@@ -173,5 +186,10 @@ Test(check, plain_run_sees_pool_events_only, TIMEOUT)
     assert_status(&o, "fixture", "balanced", "PASSED");
     char *m = messages_of(&o, "pool", "leaks_checkout");
     cr_assert(clk_test_contains(m, "#0 checked_pool_checkout"), "message: %s", m);
+    /* ...and says so, once for the run (not once per test worker) */
+    const char *warn = "connleak: CONNLEAK_TEST: libconnleak-preload.so is not loaded";
+    const char *first = strstr(o.proc.err ? o.proc.err : "", warn);
+    cr_assert(first, "want the warning on stderr:\n%s", clk_test_excerpt(o.proc.err));
+    cr_assert(!strstr(first + 1, warn), "the warning once, not per test:\n%s", clk_test_excerpt(o.proc.err));
     outcome_free(&o, PLAIN);
 }
