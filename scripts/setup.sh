@@ -157,6 +157,9 @@ install_pkgs() {
   fi
 }
 
+# ensure_build [cli]: configures and builds $build; with "cli", only what running needs (the CLI and
+# the two libraries: no suites, benchmarks, fuzz or sanitizer targets), and nothing said when it is
+# up to date.
 ensure_build() {
   # shellcheck disable=SC2046
   install_pkgs $(missing_build_pkgs) || return 1
@@ -164,6 +167,14 @@ ensure_build() {
     echo "connleak: configuring $build ..." >&2
     meson setup "$build" "$root" >&2 || { echo "connleak: meson setup failed" >&2; return 1; }
   fi
-  # a no-op when nothing changed
-  ninja -C "$build" >&2 || { echo "connleak: build failed" >&2; return 1; }
+  local targets=()
+  if [ "${1:-}" = cli ]; then
+    # the linkable library's file carries the project version (libconnleak.so.0.1.0)
+    # shellcheck disable=SC2207
+    targets=($(ninja -C "$build" -t targets all 2>/dev/null |
+      sed -n 's,^\(harness/connleak\|lib/recorder/libconnleak-preload\.so\|lib/recorder/libconnleak\.so[.0-9]*\): .*,\1,p'))
+    [ ${#targets[@]} -eq 3 ] || targets=()
+    ninja -C "$build" -n "${targets[@]}" 2>/dev/null | grep -q '^ninja: no work to do' && return 0
+  fi
+  ninja -C "$build" "${targets[@]}" >&2 || { echo "connleak: build failed" >&2; return 1; }
 }
