@@ -86,6 +86,9 @@ struct clk_finding {
     int checkout;          /* a pool checkout never checked in */
     const char *backend;   /* "sqlite", "postgres" */
     const char *via;       /* "libsqlite3", "libpq", "wire" (seen on its socket), "api"; NULL when unknown */
+    const char *unfinalized[4]; /* a leak whose close returned SQLITE_BUSY: the SQL of the statements
+                                 * that kept it open (interned), nunfinalized of them */
+    int nunfinalized;
     const char *target;    /* interned, NULL when unknown */
     const char *test;      /* "suite::name", NULL outside tests */
     uint64_t count;

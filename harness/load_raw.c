@@ -34,6 +34,8 @@ struct open_conn {
     uint16_t flags;
     uint32_t stack, target, test;
     uint32_t thread_stack; /* what created the opening thread (0: the main thread) */
+    uint32_t unfinalized[4]; /* after a refused close: its unfinalized statements' SQL (string ids) */
+    uint8_t nunfinalized;
     struct open_conn *next_free;
 };
 
@@ -289,9 +291,14 @@ static void read_blobs(struct proc *p, const struct connleak_raw_record *rec, ui
 
 static void add_finding(struct clk_report *r, struct proc *p, enum clk_kind kind, int checkout, uint8_t backend,
                         uint16_t flags, uint32_t target, uint32_t test, uint32_t opened, uint32_t first_closed, uint32_t closed,
-                        uint32_t thread_created)
+                        uint32_t thread_created, const struct open_conn *c)
 {
     struct clk_finding f = {0};
+    for (int i = 0; c && i < c->nunfinalized; i++) {
+        const char *sql = string_of(p, c->unfinalized[i]);
+        if (sql)
+            f.unfinalized[f.nunfinalized++] = sql;
+    }
     int pid = p->pid;
     f.kind = kind;
     f.checkout = checkout;
@@ -332,6 +339,7 @@ static struct open_conn *remember(struct proc *p, struct clk_map *m, uint64_t ha
     c->target = r->u.ev.target;
     c->test = r->u.ev.test;
     c->thread_stack = r->u.ev.thread_stack; /* 0 in journals older than the field */
+    c->nunfinalized = 0;
     c->open_ns = r->u.ev.time_ns;
     return c;
 }
@@ -472,13 +480,13 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
                 else
                     p->pool_closes++;
             } else if (!pool || !p->wrapper_events) {
-                add_finding(r, p, CLK_UNKNOWN_CLOSE, 0, e->backend, e->flags, 0, 0, 0, 0, e->u.ev.stack, 0);
+                add_finding(r, p, CLK_UNKNOWN_CLOSE, 0, e->backend, e->flags, 0, 0, 0, 0, e->u.ev.stack, 0, NULL);
             }
             break;
         case CONNLEAK_REC_DOUBLE_CLOSE:
             if (!pool || !p->wrapper_events)
                 add_finding(r, p, CLK_DOUBLE_CLOSE, 0, e->backend, e->flags, e->u.ev.target, e->u.ev.test, e->u.ev.open_stack,
-                            e->u.ev.first_close_stack, e->u.ev.stack, 0);
+                            e->u.ev.first_close_stack, e->u.ev.stack, 0, NULL);
             break;
         case CONNLEAK_REC_CHECKOUT:
             remember(p, &p->checkouts, h, e);
@@ -486,6 +494,19 @@ static void replay(struct clk_report *r, struct proc *p, const struct connleak_r
         case CONNLEAK_REC_CHECKIN:
             forget(p, &p->checkouts, h);
             break;
+        case CONNLEAK_REC_CLOSE_BUSY: {
+            /* refused, so still open: the statements listed next are this refusal's */
+            struct open_conn *c = clk_map_get(conns, h);
+            if (c)
+                c->nunfinalized = 0;
+            break;
+        }
+        case CONNLEAK_REC_UNFINALIZED: {
+            struct open_conn *c = clk_map_get(&p->open, h);
+            if (c && c->nunfinalized < 4)
+                c->unfinalized[c->nunfinalized++] = e->u.ev.target;
+            break;
+        }
         case CONNLEAK_REC_EXIT:
             p->exited = 1;
             break;
@@ -529,7 +550,7 @@ static void report_open(struct clk_report *r, struct proc *p, struct clk_map *m,
         if (!checkout && m == &p->open)
             held(r, p, c, held_until(r, p), 0);
         add_finding(r, p, CLK_LEAK, checkout, c->backend, c->flags, c->target, c->test, c->stack, 0, 0,
-                    c->thread_stack);
+                    c->thread_stack, c);
     }
     clk_map_free(m);
 }

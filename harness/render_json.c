@@ -73,6 +73,13 @@ static void finding_json(struct clk_json *j, struct clk_frame_memo *memo, const 
     if (f->kind == CLK_LEAK) {
         clk_json_key(j, "checkout");
         clk_json_bool(j, f->checkout);
+        if (f->nunfinalized) { /* its close returned SQLITE_BUSY: what kept it open */
+            clk_json_key(j, "unfinalized");
+            clk_json_open(j, '[');
+            for (int i = 0; i < f->nunfinalized; i++)
+                clk_json_str(j, f->unfinalized[i]);
+            clk_json_close(j, ']');
+        }
         clk_json_key(j, "opened_at");
         stack_json(j, memo, &f->opened_at);
         if (f->thread_created_at.n) { /* absent on the main thread */

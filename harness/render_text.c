@@ -59,6 +59,11 @@ static void finding(struct clk_buf *b, struct clk_frame_memo *memo, const struct
             clk_buf_printf(b, ", test %s", f->test);
         clk_buf_printf(b, "), %s at:\n", f->checkout ? "checked out" : "opened");
         frames(b, memo, &f->opened_at);
+        if (f->nunfinalized) {
+            clk_buf_puts(b, "  its close returned SQLITE_BUSY: statements never finalized:\n");
+            for (int i = 0; i < f->nunfinalized; i++)
+                clk_buf_printf(b, "    %s\n", f->unfinalized[i]);
+        }
         if (f->thread_created_at.n) { /* as the sanitizers' "thread T1 created at" */
             clk_buf_puts(b, "  thread created at:\n");
             frames(b, memo, &f->thread_created_at);

@@ -38,7 +38,9 @@ enum connleak_raw_type {
     CONNLEAK_REC_LOST = 12,         /* ev.result events lost (written by older recorders; now header.lost) */
     CONNLEAK_REC_CLOSE_BUSY = 13,   /* a close refused (SQLITE_BUSY): the connection stays open */
     CONNLEAK_REC_NOTE = 14,         /* ev.target names a string the report shows as a note */
-    CONNLEAK_REC_TYPE_MAX = 14
+    CONNLEAK_REC_UNFINALIZED = 15,  /* after a CLOSE_BUSY: ev.target names the SQL of a statement of
+                                     * ev.handle left unfinalized, one record each */
+    CONNLEAK_REC_TYPE_MAX = 15
 };
 
 enum connleak_raw_backend {

@@ -188,6 +188,8 @@ struct clk_pending {
 CLK_HIDDEN void clk_track_open(uint8_t backend, uint64_t handle, const char *target, int failed,
                                int result, uint32_t stack);
 /* An open with the event's CONNLEAK_RAWF_* flags (wire.c: CONNLEAK_RAWF_WIRE). */
+/* After a refused close: the SQL of one statement that kept `handle` open (UNFINALIZED record). */
+CLK_HIDDEN void clk_track_note_sql(uint8_t backend, uint64_t handle, const char *sql);
 CLK_HIDDEN void clk_track_open_flags(uint8_t backend, uint64_t handle, const char *target, uint16_t flags,
                                      uint32_t stack);
 /* Decides a close before the real call: CLK_CLOSE_SKIP for a double close

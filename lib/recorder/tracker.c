@@ -315,6 +315,13 @@ void clk_track_open(uint8_t backend, uint64_t handle, const char *target, int fa
     track_open_ns(NS_WRAP, backend, handle, target_id(target), failed ? CONNLEAK_RAWF_FAILED : 0, result, stack);
 }
 
+void clk_track_note_sql(uint8_t backend, uint64_t handle, const char *sql)
+{
+    size_t len = strnlen(sql, 1024); /* the start of a long statement says which it is */
+    write_event(clk_journal_reserve(0), CONNLEAK_REC_UNFINALIZED, backend, 0, handle, 0, clk_intern_string(sql, len), 0,
+                0, 0, 0, 0);
+}
+
 void clk_track_open_flags(uint8_t backend, uint64_t handle, const char *target, uint16_t flags, uint32_t stack)
 {
     track_open_ns(NS_WRAP, backend, handle, target_id(target), flags, 0, stack);

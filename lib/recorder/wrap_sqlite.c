@@ -5,11 +5,12 @@
 #include "recorder.h"
 
 /* The family's names (real.c): the wrapped functions, then the helpers they call. */
-enum { S_OPEN, S_OPEN16, S_OPEN_V2, S_CLOSE, S_CLOSE_V2, S_NWRAPPED, S_DB_FILENAME = S_NWRAPPED, S_LIBVERSION };
+enum { S_OPEN, S_OPEN16, S_OPEN_V2, S_CLOSE, S_CLOSE_V2, S_NWRAPPED, S_DB_FILENAME = S_NWRAPPED, S_LIBVERSION,
+       S_NEXT_STMT, S_SQL };
 static const char *const sqlite_libs[] = {"libsqlite3.so.0", "libsqlite3.so", NULL};
 static const char *const sqlite_names[] = {"sqlite3_open",        "sqlite3_open16",           "sqlite3_open_v2",
                                            "sqlite3_close",       "sqlite3_close_v2",         "sqlite3_db_filename",
-                                           "sqlite3_libversion_number", NULL};
+                                           "sqlite3_libversion_number", "sqlite3_next_stmt", "sqlite3_sql", NULL};
 
 static struct clk_family sqlite_family = {.libs = sqlite_libs, .names = sqlite_names, .nwrapped = S_NWRAPPED};
 
@@ -126,6 +127,23 @@ __attribute__((visibility("default"))) int sqlite3_open_v2(const char *filename,
     return rc;
 }
 
+/* sqlite3_close refused (SQLITE_BUSY): the statements that kept it open, by their SQL, read from
+ * SQLite without changing its state (sqlite3_next_stmt and sqlite3_sql only read its list). */
+#define UNFINALIZED_MAX 8
+static void note_unfinalized(const struct clk_copy *c, sqlite3 *db)
+{
+    sqlite3_stmt *(*next)(sqlite3 *, sqlite3_stmt *) =
+        (sqlite3_stmt * (*)(sqlite3 *, sqlite3_stmt *)) clk_copy_fn(c, S_NEXT_STMT);
+    const char *(*sql)(sqlite3_stmt *) = (const char *(*)(sqlite3_stmt *))clk_copy_fn(c, S_SQL);
+    if (!next || !sql)
+        return;
+    int n = 0;
+    for (sqlite3_stmt *s = next(db, NULL); s && n < UNFINALIZED_MAX; s = next(db, s), n++) {
+        const char *text = sql(s);
+        clk_track_note_sql(CONNLEAK_RAW_SQLITE, (uint64_t)(uintptr_t)db, text ? text : "?");
+    }
+}
+
 /* v2 makes a zombie of a busy connection and returns OK: gone either way for us.
  * Inlined, so that clk_stack_here is called from the wrapper itself. */
 static inline __attribute__((always_inline)) int do_close(int i, void *ra, sqlite3 *db, int is_v2)
@@ -146,6 +164,8 @@ static inline __attribute__((always_inline)) int do_close(int i, void *ra, sqlit
         rc = real(db);
         clk_busy = 1;
         clk_track_close_done(&p, is_v2 || rc != SQLITE_BUSY, rc);
+        if (!is_v2 && rc == SQLITE_BUSY)
+            note_unfinalized(c, db);
     }
     clk_busy = 0;
     return rc;
