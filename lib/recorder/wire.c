@@ -36,8 +36,8 @@
 
 enum { FD_NONE = 0, FD_CANDIDATE = 1, FD_CONN = 2, FD_TERMINATED = 3 };
 
-static uint8_t *fd_state;    /* WIRE_FDS bytes, NULL until the first candidate */
-static uint32_t *fd_stack;   /* the connect's stack, per descriptor */
+static uint8_t *fd_state;    /* WIRE_FDS bytes, then fd_stack; NULL until the first candidate */
+#define fd_stack ((uint32_t *)(fd_state + WIRE_FDS)) /* the connect's stack, per descriptor */
 static int fd_high = -1;     /* highest descriptor ever marked: close_range scans to it */
 
 /* The wire route's handles: descriptor numbers, tagged so they never equal a
@@ -57,24 +57,21 @@ static void set_state(int fd, uint8_t st)
         __atomic_store_n(&t[fd], st, __ATOMIC_RELAXED);
 }
 
-/* Makes the tables once; 0 when they cannot be had (then nothing is followed). */
+/* Makes the tables once; 0 when they cannot be had (then nothing is followed).
+ * Mapped with no lock held: a thread that loses the race unmaps its own. */
 static int tables(void)
 {
     if (__atomic_load_n(&fd_state, __ATOMIC_ACQUIRE))
         return 1;
-    static int lock;
-    while (__atomic_exchange_n(&lock, 1, __ATOMIC_ACQUIRE))
-        syscall(SYS_sched_yield);
-    if (!fd_state) {
-        size_t n = (size_t)WIRE_FDS * (1 + sizeof *fd_stack);
-        void *m = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (m != MAP_FAILED) {
-            fd_stack = (uint32_t *)((char *)m + WIRE_FDS);
-            __atomic_store_n(&fd_state, (uint8_t *)m, __ATOMIC_RELEASE);
-        }
-    }
-    __atomic_store_n(&lock, 0, __ATOMIC_RELEASE);
-    return fd_state != NULL;
+    size_t n = (size_t)WIRE_FDS * (1 + sizeof *fd_stack);
+    void *m = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return 0;
+    uint8_t *expected = NULL;
+    /* fd_stack is derived from fd_state, so publishing the one publishes both */
+    if (!__atomic_compare_exchange_n(&fd_state, &expected, (uint8_t *)m, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        munmap(m, n);
+    return 1;
 }
 
 /* ---- the real functions (libc's, or the next interposer's) ---- */
