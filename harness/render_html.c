@@ -405,6 +405,7 @@ int clk_render_html(const struct clk_report *r, FILE *out, const struct clk_rend
         {"processes", "processes", r->summary.processes, 0},
         {"peak_open", "peak open in one process", r->summary.peak_open[0], 0},
         {"closed_by_finalizer", "closed by a garbage collector", r->summary.closed_by_finalizer, 0},
+        {"long_held", "held too long", r->nlong_held, 0},
     };
     for (size_t i = 0; i < sizeof tiles / sizeof *tiles; i++)
         clk_buf_printf(&b, "<div class=\"tile%s\"><span class=\"n\" id=\"count-%s\">%llu</span>"
@@ -587,6 +588,31 @@ int clk_render_html(const struct clk_report *r, FILE *out, const struct clk_rend
             clk_buf_flush(&b, out, CLK_FLUSH_AT);
         }
         clk_buf_puts(&b, "</section>\n");
+    }
+
+    /* ---- held longer than --held-longer-than: reported, never failing ---- */
+    if (r->nlong_held) {
+        clk_buf_printf(&b, "<section id=\"long-held\"><h2>Held longer than %llu ms</h2><table><tr><th>pid</th>"
+                           "<th>backend</th><th>target</th><th>opened by</th><th>test</th><th class=\"num\">held (ms)</th>"
+                           "<th>closed</th></tr>\n",
+                       (unsigned long long)r->held_threshold_ms);
+        for (size_t i = 0; i < r->nlong_held; i++) {
+            const struct clk_long_held *h = &r->long_held[i];
+            clk_buf_puts(&b, "<tr class=\"filterable\"");
+            filter_text(&b, &h->f);
+            clk_buf_printf(&b, "><td>%d</td><td>", h->f.npids ? h->f.pids[0] : 0);
+            esc(&b, h->f.backend);
+            clk_buf_puts(&b, "</td><td><code>");
+            esc(&b, h->f.target ? h->f.target : "?");
+            clk_buf_puts(&b, "</code></td><td><code class=\"opener\">");
+            esc(&b, opener(&h->f) ? opener(&h->f) : "??");
+            clk_buf_puts(&b, "</code></td><td>");
+            test_span(&b, h->f.test);
+            clk_buf_printf(&b, "</td><td class=\"num\">%llu</td><td>%s</td></tr>\n", (unsigned long long)h->held_ms,
+                           h->closed ? "later" : "never (open at exit)");
+            clk_buf_flush(&b, out, CLK_FLUSH_AT);
+        }
+        clk_buf_puts(&b, "</table></section>\n");
     }
 
     /* ---- notes ---- */

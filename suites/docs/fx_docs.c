@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 #include <sqlite3.h>
@@ -86,10 +87,15 @@ int main(int argc, char **argv)
         double_close();
         spawn_worker();
         connect_orders();
+    } else if (!strcmp(mode, "held")) { /* --held-longer-than: one held 50 ms and closed, one closed at once */
+        sqlite3 *db = open_db(":memory:");
+        nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+        close_first(db);
+        close_first(open_db(":memory:"));
     } else if (!strcmp(mode, "clean")) {
         close_first(open_db(":memory:"));
     } else {
-        fprintf(stderr, "usage: fx_docs gen | all | clean\n");
+        fprintf(stderr, "usage: fx_docs gen | all | held | clean\n");
         return 2;
     }
     printf("fx_docs %s done\n", mode);

@@ -208,3 +208,16 @@ Test(schema, closed_by_finalizer, TIMEOUT)
               "no connection closed by the garbage collector: %s", clk_test_dump(r.report));
     clk_test_run_free(&r);
 }
+
+/* --held-longer-than: the long_held list and its summary count (one connection held 50 ms, one closed at once). */
+Test(schema, long_held, TIMEOUT)
+{
+    clk_test_run r;
+    run_fx(ARGS("--held-longer-than", "20ms"), "held", &r);
+    clk_assert_status(&r, 0);
+    docs_assert_valid(&r, "with --held-longer-than 20ms");
+    json_t *held = json_object_get(r.report, "long_held");
+    cr_assert(json_array_size(held) == 1 && clk_test_summary(r.report, "long_held") == 1,
+              "want one long_held entry, counted in the summary: %s", clk_test_dump(r.report));
+    clk_test_run_free(&r);
+}
