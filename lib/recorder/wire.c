@@ -326,6 +326,16 @@ static void gone(int fd, uint32_t stack)
 }
 
 #define STACK_HERE() clk_stack_here(clk_opts.stack_depth, 0)
+/* A descriptor going away: a candidate is only forgotten, a connection closed with the stack taken
+ * here (a macro: clk_stack_here must be called from the interposed function itself). */
+#define GONE(fd)                                                 \
+    do {                                                         \
+        uint8_t st_ = state_of(fd);                              \
+        if (st_ == FD_CANDIDATE)                                 \
+            set_state(fd, FD_NONE);                              \
+        else if (st_)                                            \
+            gone(fd, STACK_HERE());                              \
+    } while (0)
 
 /* ---- connect: candidates ---- */
 
@@ -453,6 +463,7 @@ __attribute__((visibility("default"))) ssize_t writev(int fd, const struct iovec
 /* ---- descriptors going away ---- */
 
 static void gone_range(unsigned lo, unsigned hi, uint32_t stack);
+static int range_has_conn(unsigned lo, unsigned hi);
 #define CLOSE_RANGE_CLOEXEC_FLAG (1U << 2)
 
 #if defined(__x86_64__) && !defined(CLK_LINKABLE)
@@ -465,7 +476,7 @@ CLK_HIDDEN long clk_wire_syscall(long n, long a1, long a2, long a3, long a4, lon
     if (n == SYS_close) {
         if (__builtin_expect(state_of((int)a1) != 0, 0)) {
             int saved = errno;
-            gone((int)a1, STACK_HERE());
+            GONE((int)a1);
             errno = saved;
         }
         return clk_raw_syscall(n, a1, a2, a3, a4, a5, a6);
@@ -473,9 +484,9 @@ CLK_HIDDEN long clk_wire_syscall(long n, long a1, long a2, long a3, long a4, lon
     long r = clk_raw_syscall(n, a1, a2, a3, a4, a5, a6);
     int saved = errno;
     if (r >= 0 && n == SYS_close_range && !(a3 & CLOSE_RANGE_CLOEXEC_FLAG))
-        gone_range((unsigned)a1, (unsigned)a2, STACK_HERE());
+        gone_range((unsigned)a1, (unsigned)a2, range_has_conn((unsigned)a1, (unsigned)a2) ? STACK_HERE() : 0);
     else if (r >= 0 && (n == SYS_dup2 || n == SYS_dup3) && a1 != a2 && state_of((int)a2))
-        gone((int)a2, STACK_HERE());
+        GONE((int)a2);
     errno = saved;
     return r;
 }
@@ -486,7 +497,7 @@ __attribute__((visibility("default"))) int close(int fd)
     int (*real)(int) = NEXT(int (*)(int), close);
     if (__builtin_expect(state_of(fd) != 0, 0)) {
         int saved = errno;
-        gone(fd, STACK_HERE());
+        GONE(fd);
         errno = saved;
     }
     if (!real)
@@ -495,6 +506,20 @@ __attribute__((visibility("default"))) int close(int fd)
 }
 
 /* Every connection in [lo, hi] goes (close_range, closefrom). */
+/* Is a connection (not a mere candidate) among the descriptors [lo, hi]? */
+static int range_has_conn(unsigned lo, unsigned hi)
+{
+    int high = __atomic_load_n(&fd_high, __ATOMIC_RELAXED);
+    if (!__atomic_load_n(&fd_state, __ATOMIC_ACQUIRE) || high < 0)
+        return 0;
+    if (hi > (unsigned)high)
+        hi = (unsigned)high;
+    for (unsigned fd = lo; fd <= hi && fd < WIRE_FDS; fd++)
+        if (state_of((int)fd) >= FD_CONN)
+            return 1;
+    return 0;
+}
+
 static void gone_range(unsigned lo, unsigned hi, uint32_t stack)
 {
     int high = __atomic_load_n(&fd_high, __ATOMIC_RELAXED);
@@ -517,7 +542,7 @@ __attribute__((visibility("default"))) int close_range(unsigned lo, unsigned hi,
     int rc = real ? real(lo, hi, flags) : (int)syscall(SYS_close_range, lo, hi, flags);
     if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC)) {
         int saved = errno;
-        gone_range(lo, hi, STACK_HERE());
+        gone_range(lo, hi, range_has_conn(lo, hi) ? STACK_HERE() : 0);
         errno = saved;
     }
     return rc;
@@ -528,7 +553,7 @@ __attribute__((visibility("default"))) void closefrom(int lo)
     void (*real)(int) = NEXT(void (*)(int), closefrom);
     int saved = errno;
     if (lo >= 0)
-        gone_range((unsigned)lo, ~0u, STACK_HERE());
+        gone_range((unsigned)lo, ~0u, range_has_conn((unsigned)lo, ~0u) ? STACK_HERE() : 0);
     errno = saved;
     if (real)
         real(lo);
@@ -542,7 +567,7 @@ __attribute__((visibility("default"))) int dup2(int old, int fd)
     int rc = real ? real(old, fd) : (int)syscall(SYS_dup2, old, fd);
     if (rc >= 0 && old != fd && __builtin_expect(state_of(fd) != 0, 0)) {
         int saved = errno;
-        gone(fd, STACK_HERE());
+        GONE(fd);
         errno = saved;
     }
     return rc;
@@ -554,7 +579,7 @@ __attribute__((visibility("default"))) int dup3(int old, int fd, int flags)
     int rc = real ? real(old, fd, flags) : (int)syscall(SYS_dup3, old, fd, flags);
     if (rc >= 0 && __builtin_expect(state_of(fd) != 0, 0)) {
         int saved = errno;
-        gone(fd, STACK_HERE());
+        GONE(fd);
         errno = saved;
     }
     return rc;
