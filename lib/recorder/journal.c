@@ -14,6 +14,11 @@
 #define PER_CHUNK (CHUNK_BYTES / CONNLEAK_RAW_SLOT)
 #define MAX_CHUNKS 16384u /* 16 GiB of journal; past that events are counted as lost */
 #define CHUNK_DONE ((char *)1)
+/* Disk blocks are reserved (fallocate) this far ahead of the slots in use, not a whole chunk:
+ * a journal takes about its data on disk (a short process 16 KiB, not 1 MiB), and a full disk is
+ * still an error at reservation (events counted as lost), never a SIGBUS at a write. The file's
+ * size stays whole chunks (the rest a hole), as the CLI reads it. */
+#define RESERVE_STEP (16u * 1024)
 
 /* The journal's descriptor, parked out of the program's way (fd.c); the
  * program may still close it (closefrom, close_range), so it is checked
@@ -38,6 +43,7 @@ static void count_lost(void)
 
 static pthread_mutex_t map_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t chunks_seen;            /* under map_mu: one past the highest chunk ever mapped */
+static uint64_t reserved_end;           /* atomic, written under map_mu: bytes with blocks reserved (UINT64_MAX: no fallocate) */
 uint32_t clk_journal_generation;
 int clk_journal_forked;                 /* this journal belongs to a fork child that has not exec'd */        /* bumped per new journal (fork); intern.c re-emits per generation */
 
@@ -86,10 +92,9 @@ static char *map_chunk(uint64_t c)
         if (fd < 0 || fstat(fd, &st) != 0)
             p = NULL;
         else if (st.st_size < need &&
-            ((getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY &&
-              (rlim_t)need > fsize.rlim_cur) || /* growing past it would raise SIGXFSZ */
-             (fallocate(fd, 0, (off_t)c * CHUNK_BYTES, CHUNK_BYTES) != 0 &&
-              ((errno != EOPNOTSUPP && errno != ENOSYS) || ftruncate(fd, need) != 0))))
+                 ((getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY &&
+                   (rlim_t)need > fsize.rlim_cur) || /* growing past it would raise SIGXFSZ */
+                  ftruncate(fd, need) != 0))
             p = NULL;
         else {
             void *m = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)c * CHUNK_BYTES);
@@ -105,6 +110,29 @@ static char *map_chunk(uint64_t c)
     return p;
 }
 
+/* Blocks for the slots up to `end` bytes, RESERVE_STEP at a time; -1 when the disk is full. */
+static int reserve(uint64_t end)
+{
+    int rc = 0;
+    pthread_mutex_lock(&map_mu);
+    uint64_t from = __atomic_load_n(&reserved_end, __ATOMIC_RELAXED);
+    if (end > from) {
+        if (!clk_held_ok(&jheld))
+            reopen();
+        uint64_t to = (end + RESERVE_STEP - 1) / RESERVE_STEP * RESERVE_STEP;
+        if (jheld.fd < 0)
+            rc = -1;
+        else if (fallocate(jheld.fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(to - from)) == 0)
+            __atomic_store_n(&reserved_end, to, __ATOMIC_RELEASE);
+        else if (errno == EOPNOTSUPP || errno == ENOSYS) /* a plain sparse file, as before */
+            __atomic_store_n(&reserved_end, UINT64_MAX, __ATOMIC_RELEASE);
+        else
+            rc = -1;
+    }
+    pthread_mutex_unlock(&map_mu);
+    return rc;
+}
+
 struct connleak_raw_record *clk_journal_slot(uint64_t index)
 {
     uint64_t c = index / PER_CHUNK;
@@ -112,6 +140,9 @@ struct connleak_raw_record *clk_journal_slot(uint64_t index)
     if (!p)
         p = map_chunk(c);
     if (!p || p == CHUNK_DONE)
+        return NULL;
+    uint64_t end = (index + 1) * CONNLEAK_RAW_SLOT;
+    if (end > __atomic_load_n(&reserved_end, __ATOMIC_ACQUIRE) && reserve(end) != 0)
         return NULL;
     return (struct connleak_raw_record *)(p + (index % PER_CHUNK) * CONNLEAK_RAW_SLOT);
 }
@@ -243,6 +274,7 @@ static void reset_state(void)
         committed[c] = 0;
     }
     chunks_seen = 0;
+    reserved_end = 0;
     next_slot = 1; /* slot 0 is the header (a fork child's copy of its parent's is unmapped already) */
 }
 
