@@ -92,10 +92,17 @@ int main(int argc, char **argv)
         nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
         close_first(db);
         close_first(open_db(":memory:"));
+    } else if (!strcmp(mode, "busy")) { /* a close that returns SQLITE_BUSY: a statement left unfinalized */
+        sqlite3 *db = open_db(":memory:");
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, "select 42 as docs_marker", -1, &st, NULL) != SQLITE_OK)
+            fail("sqlite3_prepare_v2");
+        if (sqlite3_close(db) != SQLITE_BUSY)
+            fail("a busy sqlite3_close");
     } else if (!strcmp(mode, "clean")) {
         close_first(open_db(":memory:"));
     } else {
-        fprintf(stderr, "usage: fx_docs gen | all | held | clean\n");
+        fprintf(stderr, "usage: fx_docs gen | all | held | busy | clean\n");
         return 2;
     }
     printf("fx_docs %s done\n", mode);

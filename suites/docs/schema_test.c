@@ -221,3 +221,17 @@ Test(schema, long_held, TIMEOUT)
               "want one long_held entry, counted in the summary: %s", clk_test_dump(r.report));
     clk_test_run_free(&r);
 }
+
+/* A close that returned SQLITE_BUSY: the leak carries the SQL of the statement left unfinalized. */
+Test(schema, unfinalized, TIMEOUT)
+{
+    clk_test_run r;
+    run_fx(NULL, "busy", &r);
+    clk_assert_status(&r, 23);
+    docs_assert_valid(&r, "a busy close");
+    json_t *leak = clk_test_find_leak(r.report, "sqlite", NULL, "open_db");
+    json_t *sql = json_object_get(leak, "unfinalized");
+    cr_assert(json_array_size(sql) == 1 && clk_test_contains(json_dumps(sql, 0), "docs_marker"),
+              "want the unfinalized statement's SQL: %s", clk_test_dump(r.report));
+    clk_test_run_free(&r);
+}
