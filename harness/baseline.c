@@ -211,7 +211,7 @@ int clk_baseline_apply(struct clk_report *r, const char *path)
         }
     }
     char text[1024];
-    snprintf(text, sizeof text, "baseline %s: %llu known finding(s) skipped", path, (unsigned long long)skipped);
+    snprintf(text, sizeof text, "baseline %s: %llu finding(s) baselined (reported, not failing)", path, (unsigned long long)skipped);
     note_once(r, text);
     size_t gone = 0;
     for (size_t i = 0; i < n; i++) {
@@ -222,13 +222,13 @@ int clk_baseline_apply(struct clk_report *r, const char *path)
         s->seen = 1; /* a fingerprint listed twice is named once */
         if (++gone > MAX_GONE_NOTES)
             continue;
-        snprintf(text, sizeof text, "baseline %s: known finding no longer seen: %s %s opened by %s (%s)", path,
+        snprintf(text, sizeof text, "baseline %s: baselined finding no longer seen: %s %s opened by %s (%s)", path,
                  k[i].kind ? k[i].kind : "finding", k[i].backend ? k[i].backend : "?",
                  k[i].opened_by ? k[i].opened_by : "??", k[i].fingerprint);
         note_once(r, text);
     }
     if (gone > MAX_GONE_NOTES) {
-        snprintf(text, sizeof text, "baseline %s: ... and %zu more known finding(s) no longer seen", path,
+        snprintf(text, sizeof text, "baseline %s: ... and %zu more baselined finding(s) no longer seen", path,
                  gone - MAX_GONE_NOTES);
         note_once(r, text);
     }

@@ -69,6 +69,8 @@ void clk_render_summary_json(struct clk_json *j, const struct clk_report *r, int
     clk_json_key_int(j, "unknown_closes", (long long)r->summary.unknown_closes);
     clk_json_key_int(j, "suppressed", (long long)r->summary.suppressed);
     clk_json_key_int(j, "baselined", (long long)r->summary.baselined);
+    /* what fails the run: leaks and double closes neither suppressed nor baselined */
+    clk_json_key_int(j, "new", (long long)clk_report_failing(r));
     if (with_peak) {
         clk_json_key_int(j, "closed_by_finalizer", (long long)r->summary.closed_by_finalizer);
         clk_json_key_int(j, "long_held", (long long)r->nlong_held);

@@ -224,7 +224,7 @@ static void testcase(struct clk_buf *out, struct clk_frame_memo *memo, const str
     if (f->suppressed || f->baselined) {
         /* counted, not failing: a suppression matched, or the baseline already knows it */
         struct clk_buf why = {0};
-        clk_buf_printf(&why, "%s: %s", f->suppressed ? "suppressed" : "known in the baseline", msg);
+        clk_buf_printf(&why, "%s: %s", f->suppressed ? "suppressed" : "baselined", msg);
         clk_buf_puts(out, "      <skipped");
         attr(out, "message", why.p);
         clk_buf_puts(out, ">");

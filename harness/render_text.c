@@ -123,7 +123,7 @@ int clk_render_text(const struct clk_report *r, FILE *out, const struct clk_rend
         if (f->suppressed)
             clk_buf_puts(&b, "\n(suppressed)");
         else if (f->baselined)
-            clk_buf_puts(&b, "\n(known, in baseline)");
+            clk_buf_puts(&b, "\n(baselined)");
         finding(&b, &memo, f);
         clk_buf_flush(&b, out, CLK_FLUSH_AT);
     }
@@ -154,14 +154,15 @@ int clk_render_text(const struct clk_report *r, FILE *out, const struct clk_rend
                        r->notes[i]);
     char known[64] = ""; /* only when a baseline skipped some: the line stays as it was without one */
     if (r->summary.baselined)
-        snprintf(known, sizeof known, ", %llu known (baseline)", (unsigned long long)r->summary.baselined);
+        snprintf(known, sizeof known, ", %llu baselined", (unsigned long long)r->summary.baselined);
     unsigned long long leaks = r->summary.leaks, dc = r->summary.double_closes, uc = r->summary.unknown_closes;
     clk_buf_printf(&b,
                    "\nSUMMARY: connleak: %llu leaked connection%s, %llu double close%s, %llu unknown close%s, "
-                   "%llu suppressed%s; %llu connects, %llu closes in %llu process%s.\n",
+                   "%llu suppressed%s; %llu connect%s, %llu close%s in %llu process%s.\n",
                    leaks, leaks == 1 ? "" : "s", dc, dc == 1 ? "" : "s", uc, uc == 1 ? "" : "s",
                    (unsigned long long)r->summary.suppressed, known, (unsigned long long)r->summary.connects,
-                   (unsigned long long)r->summary.closes, (unsigned long long)r->summary.processes,
+                   r->summary.connects == 1 ? "" : "s", (unsigned long long)r->summary.closes,
+                   r->summary.closes == 1 ? "" : "s", (unsigned long long)r->summary.processes,
                    r->summary.processes == 1 ? "" : "es");
     clk_buf_flush(&b, out, 0);
     free(b.p);

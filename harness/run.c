@@ -858,7 +858,9 @@ int clk_cmd_run(int argc, char **argv)
         return 128 + got_signal;
     if (filter_rc)
         return STATUS_USAGE;
-    if (clk_report_failing(&r) || clk_report_failing_notes(&r) || clk_report_failing_finalized(&r))
+    /* --write-baseline records the findings as known: they do not fail the run that recorded them */
+    if ((clk_report_failing(&r) && !o.write_baseline) || clk_report_failing_notes(&r) ||
+        clk_report_failing_finalized(&r))
         return o.exitcode;
     if (render_rc || load_rc)
         return STATUS_USAGE;
@@ -917,7 +919,9 @@ int clk_cmd_report(int argc, char **argv)
     if (o.gen_suppressions && clk_gen_suppressions(&r, o.gen_suppressions) != 0)
         render_rc = -1;
     clk_symbolize_end();
-    if (clk_report_failing(&r) || clk_report_failing_notes(&r) || clk_report_failing_finalized(&r))
+    /* --write-baseline records the findings as known: they do not fail the run that recorded them */
+    if ((clk_report_failing(&r) && !o.write_baseline) || clk_report_failing_notes(&r) ||
+        clk_report_failing_finalized(&r))
         return o.exitcode;
     return render_rc || bad ? STATUS_USAGE : 0;
 }

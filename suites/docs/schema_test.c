@@ -97,7 +97,7 @@ Test(schema, baselined, TIMEOUT)
     char *known = clk_test_path(dir, "known.json");
     clk_test_run r;
     run_fx(ARGS("--write-baseline", known), "gen", &r);
-    clk_assert_status(&r, 23);
+    clk_assert_status(&r, 0); /* --write-baseline: the findings it records do not fail the run */
     docs_assert_valid(&r, "with --write-baseline");
     clk_test_run_free(&r);
     run_fx(ARGS("--baseline", known), "all", &r);

@@ -45,7 +45,9 @@ Test(baseline, round_trip, TIMEOUT)
     clk_test_run r;
     policy_run(ARGS("--write-baseline", base), ARGS("cache"), NULL, &r);
     clk_assert_report(&r);
-    clk_assert_status(&r, 23); /* writing a baseline records the findings; it does not excuse this run */
+    clk_assert_status(&r, 0); /* writing a baseline records the findings as known: this run passes */
+    cr_assert_eq(clk_test_summary(r.report, "new"), 1, "summary.new counts what is neither suppressed nor baselined"
+                 CLK_CTX_FMT, CLK_CTX(&r));
     json_t *leak = policy_entry(r.report, "leaks", "open_cache");
     cr_assert_not_null(leak, "the leak" CLK_CTX_FMT, CLK_CTX(&r));
 
@@ -66,12 +68,13 @@ Test(baseline, round_trip, TIMEOUT)
     clk_assert_status(&r, 0);
     clk_assert_summary(&r, "baselined", 1);
     clk_assert_summary(&r, "leaks", 1); /* still reported */
+    clk_assert_summary(&r, "new", 0);   /* and not new */
     leak = policy_entry(r.report, "leaks", "open_cache");
     cr_assert(leak && json_is_true(json_object_get(leak, "baselined")), "marked baselined" CLK_CTX_FMT, CLK_CTX(&r));
-    cr_assert(clk_test_contains(r.proc.err, "1 known finding(s) skipped"), "says it skipped the known one:\n%s",
-              r.proc.err);
-    cr_assert(clk_test_contains(r.proc.err, "(known, in baseline)"), "text marks it:\n%s", r.proc.err);
-    cr_assert(clk_test_contains(r.proc.err, "0 suppressed, 1 known (baseline);"), "summary line:\n%s", r.proc.err);
+    cr_assert(clk_test_contains(r.proc.err, "1 finding(s) baselined (reported, not failing)"),
+              "says it skipped the known one:\n%s", r.proc.err);
+    cr_assert(clk_test_contains(r.proc.err, "(baselined)"), "text marks it:\n%s", r.proc.err);
+    cr_assert(clk_test_contains(r.proc.err, "0 suppressed, 1 baselined;"), "summary line:\n%s", r.proc.err);
     cr_assert(!clk_test_contains(r.proc.err, "ERROR"), "no error header for known findings:\n%s", r.proc.err);
     cr_assert(!clk_test_contains(r.proc.err, "no longer seen"), "nothing vanished:\n%s", r.proc.err);
     clk_test_run_free(&r);
@@ -79,7 +82,7 @@ Test(baseline, round_trip, TIMEOUT)
 
 Test(baseline, new_leak_beside_known_one_fails, TIMEOUT)
 {
-    char *base = write_baseline(ARGS("cache"), 23);
+    char *base = write_baseline(ARGS("cache"), 0);
     clk_test_run r;
     policy_run(ARGS("--baseline", base), ARGS("cache", "session"), NULL, &r);
     clk_assert_report(&r);
@@ -93,17 +96,17 @@ Test(baseline, new_leak_beside_known_one_fails, TIMEOUT)
     /* only the new one counts as failing */
     cr_assert(clk_test_contains(r.proc.err, "ERROR: connleak: 1 leaked connection or double close"),
               "one failing finding:\n%s", r.proc.err);
-    cr_assert(clk_test_contains(r.proc.err, "1 known finding(s) skipped"), "%s", r.proc.err);
+    cr_assert(clk_test_contains(r.proc.err, "1 finding(s) baselined (reported, not failing)"), "%s", r.proc.err);
     clk_test_run_free(&r);
 }
 
 Test(baseline, disappeared_known_leak_is_mentioned, TIMEOUT)
 {
-    char *base = write_baseline(ARGS("cache", "session"), 23);
+    char *base = write_baseline(ARGS("cache", "session"), 0);
     json_t *b = load_baseline(base);
     cr_assert_eq(json_array_size(json_object_get(b, "fingerprints")), 2, "two entries: %s", clk_test_dump(b));
     char want[256];
-    snprintf(want, sizeof want, "known finding no longer seen: leak sqlite opened by open_cache (%s)",
+    snprintf(want, sizeof want, "baselined finding no longer seen: leak sqlite opened by open_cache (%s)",
              clk_test_str(baseline_entry(b, "open_cache"), "fingerprint"));
     json_decref(b);
 
@@ -120,7 +123,7 @@ Test(baseline, disappeared_known_leak_is_mentioned, TIMEOUT)
 
 Test(baseline, report_on_a_json_report, TIMEOUT)
 {
-    char *base = write_baseline(ARGS("cache"), 23);
+    char *base = write_baseline(ARGS("cache"), 0);
     clk_test_run r;
     policy_run(NULL, ARGS("cache", "double-close"), NULL, &r);
     clk_assert_status(&r, 23);
@@ -129,17 +132,17 @@ Test(baseline, report_on_a_json_report, TIMEOUT)
     clk_test_proc p;
     policy_cli(ARGS("report", "--baseline", base, r.json_path), &p);
     cr_assert_eq(p.status, 23, "the double close is new: exit %d\n%s", p.status, clk_test_excerpt(p.err));
-    cr_assert(clk_test_contains(p.err, "1 known finding(s) skipped"), "%s", p.err);
+    cr_assert(clk_test_contains(p.err, "1 finding(s) baselined (reported, not failing)"), "%s", p.err);
     clk_test_proc_free(&p);
 
     /* a baseline written by `report` from the JSON equals one written by the run */
     char *base2 = policy_path("from-report.json");
     policy_cli(ARGS("report", "--quiet", "--write-baseline", base2, r.json_path), &p);
-    cr_assert_eq(p.status, 23, "exit %d\n%s", p.status, clk_test_excerpt(p.err));
+    cr_assert_eq(p.status, 0, "--write-baseline exits 0: exit %d\n%s", p.status, clk_test_excerpt(p.err));
     clk_test_proc_free(&p);
     policy_cli(ARGS("report", "--baseline", base2, r.json_path), &p);
     cr_assert_eq(p.status, 0, "everything known: exit %d\n%s", p.status, clk_test_excerpt(p.err));
-    cr_assert(clk_test_contains(p.err, "2 known finding(s) skipped"), "%s", p.err);
+    cr_assert(clk_test_contains(p.err, "2 finding(s) baselined (reported, not failing)"), "%s", p.err);
     clk_test_proc_free(&p);
 
     json_t *b1 = load_baseline(base), *b2 = load_baseline(base2);
@@ -156,7 +159,7 @@ Test(baseline, report_on_a_json_report, TIMEOUT)
 
 Test(baseline, double_close_known, TIMEOUT)
 {
-    char *base = write_baseline(ARGS("double-close"), 23);
+    char *base = write_baseline(ARGS("double-close"), 0);
     clk_test_run r;
     policy_run(ARGS("--baseline", base), ARGS("double-close"), NULL, &r);
     clk_assert_report(&r);
@@ -172,7 +175,7 @@ Test(baseline, suppressed_findings_are_not_recorded, TIMEOUT)
     char *base = policy_path("baseline.json");
     clk_test_run r;
     policy_run(ARGS("--suppressions", supp, "--write-baseline", base), ARGS("cache", "session"), NULL, &r);
-    clk_assert_status(&r, 23);
+    clk_assert_status(&r, 0);
     clk_test_run_free(&r);
     json_t *b = load_baseline(base);
     cr_assert_eq(json_array_size(json_object_get(b, "fingerprints")), 1, "only open_cache: %s", clk_test_dump(b));
@@ -182,7 +185,7 @@ Test(baseline, suppressed_findings_are_not_recorded, TIMEOUT)
 
 Test(baseline, written_atomically_and_deterministically, TIMEOUT)
 {
-    char *base = write_baseline(ARGS("cache", "session", "double-close"), 23);
+    char *base = write_baseline(ARGS("cache", "session", "double-close"), 0);
     char *first = clk_test_read_file(base, NULL);
     cr_assert(first && strlen(first) && first[strlen(first) - 1] == '\n', "ends with a newline");
     /* update in place: read as the baseline, rewritten by the same run */
