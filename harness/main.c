@@ -46,6 +46,8 @@ static const char usage[] =
     "  --held-longer-than DURATION  also list each connection held open longer than DURATION\n"
     "                       (500ms, 1.5s, 2m), closed later or not: long_held (never fails the run;\n"
     "                       the processes time their opens and closes only then)\n"
+    "  --source-root DIR    paths in SARIF, GitHub and JUnit relative to DIR (default: $GITHUB_WORKSPACE,\n"
+    "                       else the current directory)\n"
     "  --verbose            more detail\n"
     "  --quiet              no report on stderr (the exit status and --json still tell)\n"
     "options of run only:\n"

@@ -41,6 +41,7 @@ struct opts {
     unsigned fail_on; /* CLK_FAIL_* from --fail-on */
     uint64_t held_ms; /* --held-longer-than, 0: off */
     const char *keep_raw;
+    const char *source_root; /* --source-root: what SARIF, GitHub and JUnit paths are relative to */
     const char *suppressions, *baseline, *write_baseline;
     const char *gen_suppressions; /* --gen-suppressions[=FILE]: "" for stderr */
     char **cmd; /* after "--" */
@@ -131,6 +132,14 @@ static int parse(const char *verb, int argc, char **argv, struct opts *o, int wa
                 return -1;
             }
             o->gen_suppressions = !strcmp(v, "all") || !strcmp(v, "yes") ? "" : v;
+        } else if (!strcmp(a, "--source-root")) {
+            NEEDS_VALUE();
+            struct stat st;
+            if (stat(val, &st) != 0 || !S_ISDIR(st.st_mode)) {
+                clk_err("%s: --source-root %s: not a directory", verb, val);
+                return -1;
+            }
+            o->source_root = val;
         } else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
             o->verbose = 1;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
@@ -494,8 +503,14 @@ static int filter(struct clk_report *r, const struct opts *o)
 static int render(struct clk_report *r, const struct opts *o)
 {
     clk_report_finish(r);
-    char cwd[PATH_MAX];
-    const char *root = getenv("GITHUB_WORKSPACE");
+    /* --source-root, else GitHub's checkout, else where connleak runs */
+    char cwd[PATH_MAX], abs[2 * PATH_MAX];
+    const char *root = o->source_root ? o->source_root : getenv("GITHUB_WORKSPACE");
+    if (root && root[0] != '/' && o->source_root && getcwd(cwd, sizeof cwd)) {
+        /* relative: to where connleak runs, as the compiler's paths are not resolved either */
+        snprintf(abs, sizeof abs, "%s/%s", cwd, strcmp(root, ".") ? root : "");
+        root = abs;
+    }
     if (!root || root[0] != '/')
         root = getcwd(cwd, sizeof cwd);
     struct clk_render_opts ro = {o->verbose, root};

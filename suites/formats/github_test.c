@@ -166,6 +166,26 @@ Test(github, fixture_grammar, TIMEOUT)
     fmt_run_free(&r);
 }
 
+/* --source-root: paths relative to it rather than to GITHUB_WORKSPACE or the working directory
+ * (CI systems other than GitHub); a frame outside it keeps its full path. */
+Test(github, source_root_option, TIMEOUT)
+{
+    char *suites = NULL;
+    cr_assert(asprintf(&suites, "%s/suites", clk_test_source_root()) > 0);
+    const char *cmd[] = {FX_FORMATS, "mixed", "@DIR", NULL};
+    struct fmt_run r;
+    fmt_run_command("github", ARGS("--stack-depth", "3", "--source-root", suites), cmd, &r);
+    fmt_assert_ran(&r, 23);
+    cr_assert(clk_test_contains(r.out, "::error file=formats/fx_formats.c,line="),
+              "paths relative to --source-root:\n%s", clk_test_excerpt(r.out));
+    fmt_run_free(&r);
+    free(suites);
+    fmt_run_command("github", ARGS("--source-root", "/nonexistent-connleak-root"), cmd, &r);
+    cr_assert_eq(r.proc.status, 2, "a --source-root that is no directory is refused: %d\n%s", r.proc.status,
+                 clk_test_excerpt(r.proc.err));
+    fmt_run_free(&r);
+}
+
 Test(github, clean_run_is_the_summary_alone, TIMEOUT)
 {
     struct fmt_run r;
