@@ -606,6 +606,10 @@ __attribute__((format(printf, 1, 2))) static void load_failed(const char *fmt, .
 }
 
 /* only_run: skip a journal of another `connleak run` (sharing a --keep-raw directory); 0 reads all. */
+/* The run id in the header of the journal load_raw last read (clk_load_run_dir lists the runs it merged). */
+static uint64_t loaded_run_id;
+static int loaded_one;
+
 static int load_raw(struct clk_report *r, const char *path, uint64_t only_run)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -646,6 +650,8 @@ static int load_raw(struct clk_report *r, const char *path, uint64_t only_run)
         munmap(map, (size_t)st.st_size);
         return 0;
     }
+    loaded_run_id = h->run_id;
+    loaded_one = 1;
     uint64_t nslots = (uint64_t)st.st_size / CONNLEAK_RAW_SLOT;
     if (st.st_size % CONNLEAK_RAW_CHUNK)
         clk_report_note(r, CLK_NOTE_INCOMPLETE, "%s: truncated at %lld bytes (journals grow by whole MiB): what the process did after "
@@ -745,6 +751,8 @@ int clk_load_run_dir(struct clk_report *r, const char *dir, uint64_t only_run)
     if (n > 1) /* names is NULL in an empty directory: qsort's base must not be */
         qsort(names, n, sizeof *names, by_name);
     int rc = 0;
+    uint64_t *runs = NULL; /* the distinct run ids of the journals read */
+    size_t nruns = 0;
     struct timespec t0, last;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     last = t0;
@@ -757,12 +765,37 @@ int clk_load_run_dir(struct clk_report *r, const char *dir, uint64_t only_run)
             last = now;
         }
         /* one bad journal is reported; the others still are */
+        loaded_one = 0;
         if (load_raw(r, names[i], only_run) != 0) {
             clk_report_note(r, CLK_NOTE_INCOMPLETE, "%s (not read; the other journals are)", load_error);
             rc = 1;
+        } else if (loaded_one) {
+            size_t k = 0;
+            while (k < nruns && runs[k] != loaded_run_id)
+                k++;
+            if (k == nruns) {
+                runs = clk_xrealloc(runs, (nruns + 1) * sizeof *runs);
+                runs[nruns++] = loaded_run_id;
+            }
         }
         free(names[i]);
     }
     free(names);
+    /* a --keep-raw directory several runs wrote to: its report adds them up, and says so */
+    if (nruns > 1) {
+        struct clk_buf b = {0};
+        for (size_t k = 0; k < nruns && k < 20; k++) {
+            if (runs[k])
+                clk_buf_printf(&b, "%s%016llx", k ? ", " : "", (unsigned long long)runs[k]);
+            else
+                clk_buf_printf(&b, "%s(journals without a run id)", k ? ", " : "");
+        }
+        if (nruns > 20)
+            clk_buf_printf(&b, ", ... (%zu in all)", nruns);
+        clk_report_note(r, CLK_NOTE_INFO, "%s: merged %zu runs: %s (the journals of every run that kept them "
+                        "there; clear the directory before a run, or keep one per run, to report one)", dir, nruns, b.p);
+        free(b.p);
+    }
+    free(runs);
     return rc;
 }

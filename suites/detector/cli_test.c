@@ -938,6 +938,13 @@ Test(cli, runs_sharing_a_keep_raw_directory_report_their_own, TIMEOUT)
     cr_assert_eq(clk_test_summary(j, "processes"), 3, "every run's processes");
     cr_assert_eq(clk_test_summary(j, "leaks"), 2);
     json_decref(j);
+    /* ...and says which runs it merged: the two runs' ids and the journal without one */
+    cr_assert(clk_test_contains(p.err, ": merged 3 runs: ") && clk_test_contains(p.err, "(journals without a run id)"),
+              "the report names the runs it merged:\n%s", clk_test_excerpt(p.err));
+    clk_test_proc_free(&p);
+    cli(&p, ARGS(clk_test_cli(), "run", "--keep-raw", raw, "--", clk_test_fixture("fx_sqlite"), "clean", ":memory:"));
+    cr_assert(!clk_test_contains(p.err, "merged"), "a run reads its own journals only: no such note:\n%s",
+              clk_test_excerpt(p.err));
     clk_test_proc_free(&p);
     clk_test_rmtree(dir);
 }
