@@ -46,7 +46,20 @@ static int read_stack(json_t *a, struct clk_stack *s, const char *path)
     return 0;
 }
 
+/* Where a finding read from a JSON report goes: the findings, the garbage collector's closes, or the
+ * long-held connections (whose held_ms and closed come along). */
+enum dest { TO_FINDINGS, TO_FINALIZED, TO_LONG_HELD };
+
+static int read_finding_to(struct clk_report *r, json_t *o, int is_leak, int suppressed, const char *path,
+                           enum dest dest);
+
 static int read_finding(struct clk_report *r, json_t *o, int is_leak, int suppressed, const char *path)
+{
+    return read_finding_to(r, o, is_leak, suppressed, path, TO_FINDINGS);
+}
+
+static int read_finding_to(struct clk_report *r, json_t *o, int is_leak, int suppressed, const char *path,
+                           enum dest dest)
 {
     struct clk_finding f = {0};
     if (!json_is_object(o)) {
@@ -80,7 +93,13 @@ static int read_finding(struct clk_report *r, json_t *o, int is_leak, int suppre
     int *pv = clk_xcalloc(np ? np : 1, sizeof *pv);
     for (size_t i = 0; i < np; i++)
         pv[f.npids++] = (int)json_integer_value(json_array_get(pids, i));
+    if (!np && json_is_integer(json_object_get(o, "pid"))) /* long_held entries of the first version */
+        pv[f.npids++] = (int)json_integer_value(json_object_get(o, "pid"));
     f.pids = pv;
+    json_t *sql = json_object_get(o, "unfinalized");
+    for (size_t i = 0; json_is_array(sql) && i < json_array_size(sql) && f.nunfinalized < 4; i++)
+        if (json_is_string(json_array_get(sql, i)))
+            f.unfinalized[f.nunfinalized++] = clk_intern(json_string_value(json_array_get(sql, i)));
     int rc = 0;
     if (read_stack(json_object_get(o, "opened_at"), &f.opened_at, path) ||
         read_stack(json_object_get(o, "closed_at"), &f.closed_at, path) ||
@@ -89,7 +108,17 @@ static int read_finding(struct clk_report *r, json_t *o, int is_leak, int suppre
         rc = -1;
     if (!rc) {
         clk_finding_fingerprint(&f);
-        clk_report_add(r, &f);
+        if (dest == TO_FINALIZED) {
+            clk_report_add_finalized(r, &f);
+        } else if (dest == TO_LONG_HELD) {
+            json_t *ms = json_object_get(o, "held_ms");
+            uint64_t held = json_is_integer(ms) && json_integer_value(ms) > 0 ? (uint64_t)json_integer_value(ms) : 0;
+            /* merged under a threshold of its own (report --held-longer-than), only those over it */
+            if (held > r->held_threshold_ms)
+                clk_long_held_add(r, &f, held, json_is_true(json_object_get(o, "closed")));
+        } else {
+            clk_report_add(r, &f);
+        }
     }
     free(pv);
     free(f.opened_at.f);
@@ -167,6 +196,13 @@ int clk_load_json(struct clk_report *r, const char *path)
         }
         for (size_t i = 0; i < json_array_size(a) && !rc; i++)
             rc = read_finding(r, json_array_get(a, i), l == 0, l == 2, path);
+    }
+    /* the garbage collector's closes and the long-held connections, merged as the findings are */
+    const char *extra[] = {"closed_by_finalizer", "long_held"};
+    for (int l = 0; l < 2 && !rc; l++) {
+        json_t *a = json_object_get(root, extra[l]);
+        for (size_t i = 0; json_is_array(a) && i < json_array_size(a) && !rc; i++)
+            rc = read_finding_to(r, json_array_get(a, i), 1, 0, path, l == 0 ? TO_FINALIZED : TO_LONG_HELD);
     }
     /* note_details carries each note's kind; a report without it (older, or written by hand) has
      * notes of no known kind, read as info */

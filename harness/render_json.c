@@ -118,7 +118,11 @@ static void long_held(struct clk_json *j, struct clk_frame_memo *memo, const str
             clk_json_key_str(j, "via", h->f.via);
         clk_json_key_str(j, "target", h->f.target);
         clk_json_key_str(j, "test", h->f.test);
-        clk_json_key_int(j, "pid", h->f.npids ? h->f.pids[0] : 0);
+        clk_json_key(j, "pids");
+        clk_json_open(j, '[');
+        for (size_t k = 0; k < h->f.npids; k++)
+            clk_json_int(j, h->f.pids[k]);
+        clk_json_close(j, ']');
         clk_json_key_int(j, "held_ms", (long long)h->held_ms);
         clk_json_key(j, "closed");
         clk_json_bool(j, h->closed);

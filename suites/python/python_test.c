@@ -397,3 +397,42 @@ Test(python, held_longer_than_off_and_bad, TIMEOUT)
     cr_assert_eq(clk_test_count_lines(p.err), 1, "one line: %s", p.err);
     clk_test_proc_free(&p);
 }
+
+/* Reports merged by `connleak report` (CI shards) keep long_held and closed_by_finalizer; a threshold
+ * given to report keeps only the connections over it. */
+Test(python, merged_reports_keep_long_held_and_finalized, TIMEOUT)
+{
+    const char *py = python(11) ? python(11) : python(12);
+    if (!py)
+        cr_skip_test("no Python 3.11 or 3.12 on this machine");
+    clk_test_run a, b;
+    clk_test_connleak(ARGS("--held-longer-than", "500ms"), ARGS(py, PY_HELD), NULL, &a);
+    clk_test_connleak(NULL, ARGS(py, PY_FINALIZER), NULL, &b);
+    clk_assert_report(&a);
+    clk_assert_report(&b);
+    char *dir = clk_test_mkdtemp(), *out = clk_test_path(dir, "merged.json");
+    clk_test_proc p;
+    clk_test_exec(ARGS(clk_test_cli(), "report", "-q", "--json", out, a.json_path, b.json_path), NULL, NULL, 0, &p);
+    cr_assert_eq(p.status, 0, "report: %s", p.err);
+    clk_test_proc_free(&p);
+    char *text = clk_test_read_file(out, NULL);
+    json_t *m = text ? json_loads(text, 0, NULL) : NULL;
+    cr_assert_not_null(m, "merged JSON");
+    cr_assert_eq(clk_test_summary(m, "long_held"), 1, "long_held kept: %s", text);
+    cr_assert_eq(clk_test_summary(m, "closed_by_finalizer"), 3, "finalized kept: %s", text);
+    json_t *h = json_array_get(json_object_get(m, "long_held"), 0);
+    cr_assert_eq(json_array_size(json_object_get(h, "pids")), 1, "pids: %s", text);
+    json_decref(m);
+    free(text);
+    clk_test_exec(ARGS(clk_test_cli(), "report", "-q", "--held-longer-than", "5s", "--json", out, a.json_path), NULL, NULL,
+                  0, &p);
+    clk_test_proc_free(&p);
+    text = clk_test_read_file(out, NULL);
+    m = text ? json_loads(text, 0, NULL) : NULL;
+    cr_assert_eq(clk_test_summary(m, "long_held"), 0, "none over 5 s: %s", text);
+    json_decref(m);
+    free(text);
+    clk_test_rmtree(dir);
+    clk_test_run_free(&a);
+    clk_test_run_free(&b);
+}
