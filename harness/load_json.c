@@ -35,6 +35,8 @@ static int read_stack(json_t *a, struct clk_stack *s, const char *path)
         f->file = istr(fr, "file");
         f->module = istr(fr, "module");
         f->language = istr(fr, "language");
+        if (f->language && !strcmp(f->language, "c"))
+            f->language = NULL; /* native code: no language of its own in the model */
         json_t *line = json_object_get(fr, "line");
         f->line = json_is_integer(line) ? (int)json_integer_value(line) : 0;
         const char *off = istr(fr, "offset");
@@ -97,9 +99,12 @@ static int read_finding_to(struct clk_report *r, json_t *o, int is_leak, int sup
         pv[f.npids++] = (int)json_integer_value(json_object_get(o, "pid"));
     f.pids = pv;
     json_t *sql = json_object_get(o, "unfinalized");
-    for (size_t i = 0; json_is_array(sql) && i < json_array_size(sql) && f.nunfinalized < 4; i++)
-        if (json_is_string(json_array_get(sql, i)))
-            f.unfinalized[f.nunfinalized++] = clk_intern(json_string_value(json_array_get(sql, i)));
+    for (size_t i = 0; json_is_array(sql) && i < json_array_size(sql) && f.nunfinalized < 4; i++) {
+        json_t *e = json_array_get(sql, i); /* {"sql": "..."}; a bare string read too */
+        const char *text = json_is_object(e) ? istr(e, "sql") : json_is_string(e) ? json_string_value(e) : NULL;
+        if (text)
+            f.unfinalized[f.nunfinalized++] = clk_intern(text);
+    }
     int rc = 0;
     if (read_stack(json_object_get(o, "opened_at"), &f.opened_at, path) ||
         read_stack(json_object_get(o, "closed_at"), &f.closed_at, path) ||

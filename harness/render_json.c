@@ -16,8 +16,8 @@ static void frame_json(struct clk_json *j, const struct clk_frame *f)
     else
         clk_json_null(j);
     clk_json_key_str(j, "module", f->module);
-    if (f->language)
-        clk_json_key_str(j, "language", f->language);
+    /* "c" for native code (C++ too, names demangled), else the interpreter's ("python") */
+    clk_json_key_str(j, "language", f->language ? f->language : "c");
     clk_json_key(j, "offset");
     if (f->has_offset) {
         char off[24];
@@ -76,8 +76,11 @@ static void finding_json(struct clk_json *j, struct clk_frame_memo *memo, const 
         if (f->nunfinalized) { /* its close returned SQLITE_BUSY: what kept it open */
             clk_json_key(j, "unfinalized");
             clk_json_open(j, '[');
-            for (int i = 0; i < f->nunfinalized; i++)
-                clk_json_str(j, f->unfinalized[i]);
+            for (int i = 0; i < f->nunfinalized; i++) {
+                clk_json_open(j, '{');
+                clk_json_key_str(j, "sql", f->unfinalized[i]);
+                clk_json_close(j, '}');
+            }
             clk_json_close(j, ']');
         }
         clk_json_key(j, "opened_at");
