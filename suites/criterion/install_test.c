@@ -143,7 +143,8 @@ Test(install, stages_every_piece, TIMEOUT)
         char *path = clk_test_path(st.prefix, want[i]);
         cr_assert(clk_test_exists(path), "%s is not installed", path);
     }
-    const char *libs[] = {"libconnleak-preload.so", "libconnleak.so", "pkgconfig/connleak.pc"};
+    const char *libs[] = {"libconnleak-preload.so", "libconnleak.so", "pkgconfig/connleak.pc", "libdbconf.so",
+                          "pkgconfig/dbconf.pc"};
     for (size_t i = 0; i < sizeof libs / sizeof *libs; i++) {
         char *path = clk_test_path(st.libdir, libs[i]);
         cr_assert(clk_test_exists(path), "%s is not installed", path);
@@ -243,5 +244,62 @@ Test(install, python_ctypes_loads_the_tracker, TIMEOUT)
     cr_assert_eq(p.status, 0, "python3 ctypes: %s", clk_test_excerpt(p.err));
     cr_assert(clk_test_contains(p.out, "connects=1 open=1"), "counts through ctypes: %s", p.out);
     clk_test_proc_free(&p);
+    clk_test_rmtree(st.destdir);
+}
+
+/* The README's recipe end to end: the installed tree (staged, as a custom prefix is: bin/, the libdir
+ * beside it) and a separate Meson project using its optional snippet, configured once with that
+ * connleak on the PATH and once without. Both configure; the first finds the planted leak. */
+static const char optional_setup[] =
+    "project('subject', 'c')\n"
+    "subject = executable('subject', 'subject.c',\n"
+    "  dependencies : [dependency('criterion'), dependency('sqlite3')])\n"
+    "test('subject', subject)\n"
+    "connleak = find_program('connleak', required : false)   # contributors without it still build\n"
+    "if connleak.found()\n"
+    "  add_test_setup('connleak', exe_wrapper : [connleak, 'run', '--'])\n"
+    "endif\n";
+
+Test(install, optional_meson_setup_with_and_without_connleak, .timeout = 300)
+{
+    stage();
+    char *readme = clk_test_read_file(CRIT_SOURCE_DIR "/../../README.md", NULL);
+    cr_assert(readme && strstr(readme, "    connleak = find_program('connleak', required : false)"),
+              "the README's snippet changed: keep this test's copy in step");
+    char *proj = clk_test_mkdtemp();
+    char *src = clk_test_read_file(CRIT_SOURCE_DIR "/cr_subject.c", NULL);
+    cr_assert_not_null(src);
+    clk_test_write_file(clk_test_path(proj, "subject.c"), src, strlen(src));
+    clk_test_write_file(clk_test_path(proj, "meson.build"), optional_setup, strlen(optional_setup));
+
+    /* with the installed connleak on the PATH (and no build-tree CLI anywhere on it) */
+    const char *sys = "/usr/local/bin:/usr/bin:/bin";
+    char with[8192];
+    snprintf(with, sizeof with, "PATH=%s:%s", clk_test_path(st.prefix, "bin"), sys);
+    const char *preload = "CONNLEAK_PRELOAD"; /* unset: the installed CLI finds its library beside it */
+    clk_test_proc p;
+    clk_test_exec(ARGS("meson", "setup", "with"), ARGS(with, "BXFI_MAP", "LD_PRELOAD", preload), proj, 120, &p);
+    cr_assert_eq(p.status, 0, "configure with connleak: %s%s", clk_test_excerpt(p.out), clk_test_excerpt(p.err));
+    cr_assert(clk_test_contains(p.out, "Program connleak found: YES"), "%s", clk_test_excerpt(p.out));
+    clk_test_proc_free(&p);
+    clk_test_exec(ARGS("meson", "test", "-C", "with", "--setup", "connleak", "--print-errorlogs"),
+                  ARGS(with, "BXFI_MAP", "LD_PRELOAD", preload), proj, 180, &p);
+    cr_assert(clk_test_contains(p.out, "exit status 23"), "the planted leak fails the test under the setup:\n%s",
+              clk_test_excerpt(p.out));
+    cr_assert(clk_test_contains(p.out, "open_orders_db"), "the report names the opener:\n%s",
+              clk_test_excerpt(p.out));
+    clk_test_proc_free(&p);
+
+    /* without connleak: the same project configures and its tests run plainly */
+    char without[256];
+    snprintf(without, sizeof without, "PATH=%s", sys);
+    clk_test_exec(ARGS("meson", "setup", "without"), ARGS(without, "BXFI_MAP", "LD_PRELOAD"), proj, 120, &p);
+    cr_assert_eq(p.status, 0, "configure without connleak: %s%s", clk_test_excerpt(p.out), clk_test_excerpt(p.err));
+    cr_assert(clk_test_contains(p.out, "Program connleak found: NO"), "%s", clk_test_excerpt(p.out));
+    clk_test_proc_free(&p);
+    clk_test_exec(ARGS("meson", "test", "-C", "without"), ARGS(without, "BXFI_MAP", "LD_PRELOAD"), proj, 180, &p);
+    cr_assert_eq(p.status, 0, "plain meson test passes: %s", clk_test_excerpt(p.out));
+    clk_test_proc_free(&p);
+    clk_test_rmtree(proj);
     clk_test_rmtree(st.destdir);
 }
