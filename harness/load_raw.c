@@ -372,6 +372,21 @@ static int forget(struct proc *p, struct clk_map *m, uint64_t handle)
     return 1;
 }
 
+/* A leak-shaped finding of connection c in process p (no stacks yet); *pid outlives it. */
+static struct clk_finding conn_finding(struct proc *p, const struct open_conn *c, int *pid)
+{
+    struct clk_finding f = {0};
+    f.kind = CLK_LEAK;
+    f.backend = backend_name(c->backend);
+    f.via = via_name(c->backend, c->flags);
+    f.target = string_of(p, c->target);
+    f.test = string_of(p, c->test);
+    f.count = 1;
+    f.pids = pid;
+    f.npids = 1;
+    return f;
+}
+
 /* Connection c was held from its open until end_ns (a close's time, or its process's end):
  * a long_held entry when that is over the threshold. */
 static void held(struct clk_report *r, struct proc *p, const struct open_conn *c, uint64_t end_ns, int closed)
@@ -381,16 +396,8 @@ static void held(struct clk_report *r, struct proc *p, const struct open_conn *c
     uint64_t ms = (end_ns - c->open_ns) / 1000000u;
     if (ms <= r->held_threshold_ms)
         return;
-    struct clk_finding f = {0};
     int pid = p->pid;
-    f.kind = CLK_LEAK;
-    f.backend = backend_name(c->backend);
-    f.via = via_name(c->backend, c->flags);
-    f.target = string_of(p, c->target);
-    f.test = string_of(p, c->test);
-    f.count = 1;
-    f.pids = &pid;
-    f.npids = 1;
+    struct clk_finding f = conn_finding(p, c, &pid);
     f.opened_at = stack_of(p, c->stack);
     clk_long_held_add(r, &f, ms, closed);
 }
@@ -404,16 +411,8 @@ static void finalized_close(struct clk_report *r, struct proc *p, const struct o
     struct clk_stack opened = stack_of(p, c->stack), closed = stack_of(p, e->u.ev.stack);
     if (!clk_closed_by_finalizer(&opened, &closed))
         return;
-    struct clk_finding f = {0};
     int pid = p->pid;
-    f.kind = CLK_LEAK;
-    f.backend = backend_name(c->backend);
-    f.via = via_name(c->backend, c->flags);
-    f.target = string_of(p, c->target);
-    f.test = string_of(p, c->test);
-    f.count = 1;
-    f.pids = &pid;
-    f.npids = 1;
+    struct clk_finding f = conn_finding(p, c, &pid);
     f.opened_at = opened;
     f.closed_at = closed;
     clk_report_add_finalized(r, &f);
