@@ -119,7 +119,7 @@ static void message(struct clk_buf *out, const struct clk_finding *f, struct clk
     clk_render_details(&b, f, first.p, 1);
     free(first.p);
     if (f->baselined)
-        clk_buf_printf(&b, "; known in the baseline, does not fail the run");
+        clk_buf_printf(&b, "; baselined, does not fail the run");
     gh_escape(out, b.p, 0);
     free(b.p);
     if (f->kind == CLK_LEAK) {

@@ -240,7 +240,7 @@ static void finding(struct clk_buf *b, const struct clk_finding *f, const char *
     }
     clk_buf_puts(b, "</h3><p class=\"meta\">");
     if (f->baselined)
-        clk_buf_puts(b, "<span class=\"badge known\">known (baseline)</span> ");
+        clk_buf_puts(b, "<span class=\"badge known\">baselined</span> ");
     if (f->suppressed)
         clk_buf_puts(b, "<span class=\"badge known\">suppressed</span> ");
     clk_buf_puts(b, "test ");
@@ -399,7 +399,7 @@ int clk_render_html(const struct clk_report *r, FILE *out, const struct clk_rend
         {"double_closes", "double closes", r->summary.double_closes, 1},
         {"unknown_closes", "unknown closes", r->summary.unknown_closes, 0},
         {"suppressed", "suppressed", r->summary.suppressed, 0},
-        {"baselined", "known (baseline)", r->summary.baselined, 0},
+        {"baselined", "baselined", r->summary.baselined, 0},
         {"connects", "connects", r->summary.connects, 0},
         {"closes", "closes", r->summary.closes, 0},
         {"processes", "processes", r->summary.processes, 0},

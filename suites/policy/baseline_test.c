@@ -157,6 +157,32 @@ Test(baseline, report_on_a_json_report, TIMEOUT)
     clk_test_run_free(&r);
 }
 
+/* One word in every format for a finding the baseline knows: "baselined" (issue 15), never "known". */
+Test(baseline, one_vocabulary_across_formats, TIMEOUT)
+{
+    char *base = write_baseline(ARGS("cache"), 0);
+    clk_test_run r;
+    policy_run(NULL, ARGS("cache"), NULL, &r);
+    clk_assert_report(&r);
+    static const char *const formats[] = {"text", "github", "junit", "html"};
+    for (size_t i = 0; i < sizeof formats / sizeof *formats; i++) {
+        char *out = policy_path(formats[i]);
+        clk_test_proc p;
+        policy_cli(ARGS("report", "--quiet", "--baseline", base, "--format", formats[i], "--output", out, r.json_path), &p);
+        cr_assert_eq(p.status, 0, "%s: exit %d\n%s", formats[i], p.status, clk_test_excerpt(p.err));
+        clk_test_proc_free(&p);
+        size_t n = 0;
+        char *text = clk_test_read_file(out, &n);
+        cr_assert_not_null(text, "%s: no output at %s", formats[i], out);
+        cr_assert(clk_test_contains(text, "baselined"), "%s says baselined:\n%s", formats[i], clk_test_excerpt(text));
+        cr_assert(!clk_test_contains(text, "known (baseline)") && !clk_test_contains(text, "known in the baseline"),
+                  "%s uses another word:\n%s", formats[i], clk_test_excerpt(text));
+        free(text);
+        free(out);
+    }
+    clk_test_run_free(&r);
+}
+
 Test(baseline, double_close_known, TIMEOUT)
 {
     char *base = write_baseline(ARGS("double-close"), 0);
