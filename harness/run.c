@@ -358,9 +358,9 @@ static int fail_on_from_env(struct opts *o, const char *verb, int strip)
 
 /* CONNLEAK_OPTIONS under `run`, checked once here with the library's own parser, so that every
  * key works or is refused before the command starts (not once per process): exitcode= is the
- * --exitcode and output= (log_path=) an --output for the text report, unless the command line
- * says otherwise; both leave the command's environment with help=, which prints the keys here.
- * -1 with one line for a bad key or value. */
+ * --exitcode, held_longer_than= the --held-longer-than and output= (log_path=) an --output for the
+ * text report, unless the command line says otherwise; output= and help= (which prints the keys
+ * here) leave the command's environment. -1 with one line for a bad key or value. */
 static int options_from_env(struct opts *o)
 {
     const char *env = getenv("CONNLEAK_OPTIONS");
@@ -375,6 +375,7 @@ static int options_from_env(struct opts *o)
     if (rc > 0) /* help=1: asked for, so also under --quiet */
         fprintf(stderr, "%s\n", err);
     static char output[PATH_MAX];
+    int held_given = o->held_ms != 0;
     struct clk_buf rest = {0};
     for (const char *p = env; *p;) {
         size_t len = strcspn(p, ":");
@@ -387,6 +388,9 @@ static int options_from_env(struct opts *o)
             snprintf(num, sizeof num, "%.*s", (int)(len - 9), p + 9);
             parse_int(num, 0, 255, &o->exitcode);
         }
+        /* held_longer_than= is --held-longer-than (the command line's wins): the report lists them */
+        if (len >= 17 && !strncmp(p, "held_longer_than=", 17) && !held_given)
+            clk_parse_duration_ms(p + 17, len - 17, &o->held_ms);
         if (len && !out && !log && strncmp(p, "help=", 5) != 0) {
             if (rest.n)
                 clk_buf_putc(&rest, ':');

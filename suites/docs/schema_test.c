@@ -222,6 +222,21 @@ Test(schema, long_held, TIMEOUT)
     clk_test_run_free(&r);
 }
 
+/* held_longer_than= in CONNLEAK_OPTIONS is --held-longer-than under `run`: the run's own report lists them. */
+Test(schema, long_held_from_options, TIMEOUT)
+{
+    docs_need_jsonschema();
+    clk_test_run r;
+    clk_test_connleak(NULL, ARGS(FX_DOCS, "held"), ARGS("LD_PRELOAD", "CONNLEAK_OPTIONS=held_longer_than=20ms"), &r);
+    clk_assert_status(&r, 0);
+    docs_assert_valid(&r, "with CONNLEAK_OPTIONS=held_longer_than=20ms");
+    json_t *held = json_object_get(r.report, "long_held");
+    cr_assert(json_array_size(held) == 1 && clk_test_summary(r.report, "long_held") == 1,
+              "want one long_held entry, counted in the summary: %s", clk_test_dump(r.report));
+    cr_assert_geq(clk_test_int(json_array_get(held, 0), "held_ms"), 50, "%s", clk_test_dump(r.report));
+    clk_test_run_free(&r);
+}
+
 /* A close that returned SQLITE_BUSY: the leak carries the SQL of the statement left unfinalized. */
 Test(schema, unfinalized, TIMEOUT)
 {
