@@ -126,6 +126,7 @@ struct clk_report {
     unsigned fail_on;       /* CLK_FAIL_*: which notes fail the run (--fail-on) */
     int live;               /* journals of a run that has just ended (run, not report): their processes
                              * may still be alive */
+    int recorded;           /* --write-baseline recorded the failing findings: they do not fail this run */
 };
 
 /* model.c */
