@@ -409,7 +409,7 @@ static void finalized_close(struct clk_report *r, struct proc *p, const struct o
     if (!c || !c->stack)
         return;
     struct clk_stack opened = stack_of(p, c->stack), closed = stack_of(p, e->u.ev.stack);
-    if (!clk_closed_by_finalizer(&opened, &closed))
+    if (!clk_closed_by_finalizer(&opened, &closed, e->flags))
         return;
     int pid = p->pid;
     struct clk_finding f = conn_finding(p, c, &pid);
@@ -612,6 +612,10 @@ static int loaded_one;
 static int load_raw(struct clk_report *r, const char *path, uint64_t only_run)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* a descriptor named (/dev/fd/3, /proc/self/fd/3: `connleak report /dev/fd/3 3<FILE`, and how a
+     * preloaded library without the CLI hands its journal over) is the one link followed */
+    if (fd < 0 && errno == ELOOP && (!strncmp(path, "/dev/fd/", 8) || !strncmp(path, "/proc/self/fd/", 14)))
+        fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         load_failed("cannot read %s: %s", path, strerror(errno));
         return -1;

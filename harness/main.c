@@ -63,10 +63,12 @@ static const char usage[] =
     "notes) remain, else 0. Of report: the --exitcode when findings (or --fail-on notes) remain,\n"
     "0 when none, 2 for unreadable input (what can be read is still reported).\n"
     "\n"
-    "Direct use: LD_PRELOAD=$(connleak preload-path) COMMAND prints a report at exit;\n"
-    "CONNLEAK_OPTIONS=key=value:... sets exitcode, stack_depth, report, output, verbosity (help=1\n"
-    "lists the keys); under run, a bad pair is refused before the command starts, exitcode= is the\n"
-    "--exitcode and output= an --output for the text report.\n"
+    "Direct use: LD_PRELOAD=$(connleak preload-path) COMMAND prints, as each process exits, the\n"
+    "report run prints for it (the library hands its journal to this connleak: symbolizer=PATH,\n"
+    "else beside the library, else on PATH; symbolize=0 for its own raw report);\n"
+    "CONNLEAK_OPTIONS=key=value:... sets exitcode, stack_depth, report, output, log_path (PATH.PID\n"
+    "per process), verbosity (help=1 lists the keys); under run, a bad pair is refused before the\n"
+    "command starts, exitcode= is the --exitcode and output= an --output for the text report.\n"
     "connleak run adds verify_asan_link_order=0 to ASAN_OPTIONS (unless set): gcc's AddressSanitizer\n"
     "runtime would refuse to start after the preloaded library.\n";
 

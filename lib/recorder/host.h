@@ -39,6 +39,30 @@ CLK_HIDDEN int clk_held_ok(const struct clk_held *h);
 CLK_HIDDEN void clk_journal_fall_back(void);
 /* CONNLEAK_OPTIONS set exitcode (0 included). */
 CLK_HIDDEN extern int clk_opts_exitcode_given;
+/* clk_opts.output came from log_path= (the last of output=/log_path=): the
+ * direct report goes to OUTPUT.PID, one file per process. */
+CLK_HIDDEN extern int clk_opts_log_path;
+/* symbolize=0: the direct report stays raw (no CLI, no journal); symbolizer=PATH: the CLI to hand it to. */
+CLK_HIDDEN extern int clk_opts_symbolize;
+CLK_HIDDEN extern char clk_opts_symbolizer[512];
+/* Direct mode (preloaded without the CLI): the process journals into an
+ * unnamed file of its own (O_TMPFILE in $TMPDIR or /tmp: nothing is left
+ * behind, whatever way the process ends), which the connleak CLI reads at exit
+ * to print the report `connleak run` prints. Set before clk_journal_start. */
+CLK_HIDDEN extern int clk_journal_private;
+/* The journal's descriptor when it is still ours, else -1. */
+CLK_HIDDEN int clk_journal_fd(void);
+
+/* ---- tracker.c: the double and unknown closes, for the direct printer ---- */
+struct clk_left_view {
+    uint8_t backend;
+    int is_double;
+    uint64_t handle;
+    uint32_t stack;                        /* where it was closed (again) */
+    uint32_t open_stack, first_close_stack; /* double closes: where it was opened and first closed */
+    uint32_t target;
+};
+CLK_HIDDEN void clk_track_each_left_field(void (*fn)(const struct clk_left_view *, void *), void *ctx);
 
 /* ---- printer.c: where the direct report goes ---- */
 /* Keeps a copy of stderr as it is now, for a report printed at exit (direct

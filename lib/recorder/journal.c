@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -264,6 +265,39 @@ static int create_file(void)
     return fd;
 }
 
+int clk_journal_private;
+
+/* Direct mode's journal: an unnamed file in $TMPDIR (else /tmp) that vanishes
+ * with its last descriptor, so a process that ends any way at all (_exit,
+ * SIGKILL, exec) leaves nothing behind; a filesystem without O_TMPFILE gets a
+ * file unlinked as soon as it is made. Never reopened by name. */
+static int create_private(void)
+{
+    const char *env = secure_getenv("TMPDIR");
+    const char *dirs[2] = {env && env[0] == '/' ? env : NULL, "/tmp"};
+    for (int i = 0; i < 2; i++) {
+        if (!dirs[i] || (i && dirs[0] && !strcmp(dirs[0], dirs[1])))
+            continue;
+        int fd = open(dirs[i], O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+            char name[sizeof clk_opts.run_dir + 32];
+            if (snprintf(name, sizeof name, "%s/.connleak-journal-XXXXXX", dirs[i]) < (int)sizeof name &&
+                (fd = mkostemp(name, O_CLOEXEC)) >= 0)
+                unlink(name);
+        }
+        if (fd >= 0) {
+            jname[0] = 0;
+            return fd;
+        }
+    }
+    return -1;
+}
+
+int clk_journal_fd(void)
+{
+    return clk_journal_active() && clk_held_ok(&jheld) ? jheld.fd : -1;
+}
+
 static void reset_state(void)
 {
     /* only the chunks ever mapped: touching all of chunks[] and committed[] (192 KiB) costs 48 page faults */
@@ -294,9 +328,11 @@ static char *read_small_file(const char *path, char *buf, size_t cap, size_t *le
 
 int clk_journal_start(int forked)
 {
-    if (!clk_opts.run_dir[0])
+    if (!clk_opts.run_dir[0] && !clk_journal_private)
         return -1;
-    int fd = create_file();
+    int fd = clk_opts.run_dir[0] ? create_file() : create_private();
+    if (fd < 0 && !clk_opts.run_dir[0])
+        return -1; /* direct mode: the report at exit is then the library's own, unsymbolized */
     if (fd < 0) {
         if (errno == EPERM || errno == ELOOP || errno == ENOTDIR)
             clk_warn("connleak: %s is not a private directory of this user (owned by another, writable by "
@@ -380,7 +416,8 @@ void clk_journal_after_fork_child(void)
     if (clk_held_ok(&jheld)) /* else the number is no longer ours to close */
         close(fd);
     jheld.fd = -1;
-    if (clk_opts.follow_children && clk_journal_start(1) != 0)
+    /* direct mode: each process reports its own findings at exit, follow_children or not */
+    if ((clk_opts.follow_children || clk_journal_private) && clk_journal_start(1) != 0)
         clk_journal_fall_back();
 }
 

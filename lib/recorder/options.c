@@ -9,6 +9,9 @@
 
 struct clk_options clk_opts = {.stack_depth = CLK_DEFAULT_DEPTH, .report = 1, .follow_children = 1};
 int clk_opts_exitcode_given;
+int clk_opts_log_path;
+int clk_opts_symbolize = 1;
+char clk_opts_symbolizer[512];
 
 static int parse_int(const char *v, size_t len, long lo, long hi, long *out)
 {
@@ -35,7 +38,9 @@ static int set_path(char *dst, size_t cap, const char *v, size_t len)
     return 0;
 }
 
-#define KNOWN "exitcode, stack_depth, report, output, log_path, suppressions, verbosity, follow_children, held_longer_than"
+#define KNOWN                                                                                                      \
+    "exitcode, stack_depth, report, output, log_path, suppressions, verbosity, follow_children, held_longer_than, " \
+    "symbolize, symbolizer"
 
 /* The values each key allows, for errors and help=1. */
 static const char *const allowed[][2] = {
@@ -48,6 +53,8 @@ static const char *const allowed[][2] = {
     {"log_path", "a path"},
     {"suppressions", "a path"},
     {"held_longer_than", "a duration such as 500ms, 2s or 1.5m, up to 24h"},
+    {"symbolize", "0 or 1"},
+    {"symbolizer", "the path of the connleak CLI"},
     {"help", "1"},
 };
 
@@ -108,6 +115,14 @@ int clk_options_parse(const char *spec, char *err, size_t errlen)
                 clk_opts.verbosity = (int)x;
         } else if (KEY("output") || KEY("log_path")) {
             bad = set_path(clk_opts.output, sizeof clk_opts.output, v, vlen);
+            if (!bad) /* log_path=P: P.PID, one file per process (the sanitizers' log_path) */
+                clk_opts_log_path = KEY("log_path");
+        } else if (KEY("symbolize")) {
+            bad = parse_int(v, vlen, 0, 1, &x);
+            if (!bad)
+                clk_opts_symbolize = (int)x;
+        } else if (KEY("symbolizer")) {
+            bad = set_path(clk_opts_symbolizer, sizeof clk_opts_symbolizer, v, vlen);
         } else if (KEY("held_longer_than")) {
             uint64_t ms;
             bad = clk_parse_duration_ms(v, vlen, &ms) != 0 || ms == 0;

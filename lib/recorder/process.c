@@ -131,7 +131,7 @@ __attribute__((destructor)) static void clk_fini(void)
         __atomic_exchange_n(&finished, 1, __ATOMIC_ACQ_REL))
         return;
     clk_busy++; /* a wrapper entered meanwhile (a signal handler) passes its call on, unrecorded */
-    if (clk_journal_active()) {
+    if (clk_journal_active() && !clk_journal_private) {
         /* a fork child has its parent's objects, and the loader's lock may have
          * been held by a parent thread at fork time: no rescan there */
         if (!clk_journal_forked) {
@@ -141,7 +141,7 @@ __attribute__((destructor)) static void clk_fini(void)
         clk_journal_exit();
     }
     else if (clk_opts.report)
-        clk_print_report();
+        clk_print_report(); /* direct mode: the CLI's report from this process's journal, else the library's own */
     clk_busy--;
 }
 
@@ -236,6 +236,10 @@ static void start(void)
         clk_opts.run_id = id ? strtoull(id, NULL, 16) : 0;
     }
     clk_tracker_init();
+    /* direct mode: a journal of the process's own, which the CLI reads at exit
+     * (printer.c); not for set-uid programs: no CLI is run for them */
+    if (!clk_opts.run_dir[0] && clk_opts.report && clk_opts_symbolize && !secure)
+        clk_journal_private = 1;
     /* no journal where one was asked for (refused, unwritable, no descriptor
      * left): the findings are printed at exit instead, not lost */
     if (clk_journal_start(0) != 0 && clk_opts.run_dir[0])

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "recorder.h"
+#include "host.h"
 
 /* Handles live in separate namespaces so a pool's bookkeeping never collides
  * with the wrappers' view of the same pointer. */
@@ -13,6 +13,7 @@
 
 enum { ST_OPEN = 1, ST_CLOSED = 2 };
 #define F_INHERITED 0x1u
+#define F_PYSQLITE 0x2u /* opened by Python's _sqlite3 (CLK_OPEN_PYSQLITE) */
 
 /* slot layout: v[0] = state | backend<<8 | flags<<16 | target<<32
  *              v[1] = open stack | close stack<<32
@@ -267,7 +268,7 @@ static void track_open_ns(uint64_t ns, uint8_t backend, uint64_t handle, uint32_
         /* an open entry at a reused address was freed by a path we did not see;
          * a closed one may still be finishing its close in another thread (which counts it) */
         int was_open = ST(s->v[0]) == ST_OPEN;
-        s->v[0] = V0(ST_OPEN, backend, 0, target);
+        s->v[0] = V0(ST_OPEN, backend, flags & CLK_OPEN_PYSQLITE ? F_PYSQLITE : 0, target);
         s->v[1] = stack;
         s->v[2] = test;
         clk_table_unlock(held);
@@ -283,7 +284,7 @@ static void track_open_ns(uint64_t ns, uint8_t backend, uint64_t handle, uint32_
     else
         INC(connects);
     write_event(clk_journal_reserve(0), ns == NS_CHECKOUT ? CONNLEAK_REC_CHECKOUT : CONNLEAK_REC_OPEN, backend,
-                flags, handle, stack, target, 0, 0, test, result, clk_thread_stack);
+                (uint16_t)(flags & ~CLK_OPEN_PYSQLITE), handle, stack, target, 0, 0, test, result, clk_thread_stack);
 }
 
 /* The redacted target of the last raw target this thread opened: loops reopen the same one. */
@@ -312,7 +313,9 @@ static uint32_t target_id(const char *target)
 
 void clk_track_open(uint8_t backend, uint64_t handle, const char *target, int failed, int result, uint32_t stack)
 {
-    track_open_ns(NS_WRAP, backend, handle, target_id(target), failed ? CONNLEAK_RAWF_FAILED : 0, result, stack);
+    uint16_t flags = (failed & ~CLK_OPEN_PYSQLITE) ? CONNLEAK_RAWF_FAILED : 0;
+    track_open_ns(NS_WRAP, backend, handle, target_id(target), (uint16_t)(flags | (failed & CLK_OPEN_PYSQLITE)), result,
+                  stack);
 }
 
 void clk_track_note_sql(uint8_t backend, uint64_t handle, const char *sql)
@@ -329,14 +332,18 @@ void clk_track_open_flags(uint8_t backend, uint64_t handle, const char *target, 
 
 /* ---- closes ---- */
 
-static void remember_left_field(uint64_t key, uint8_t backend, uint32_t stack, int is_double)
+/* left_field's slots: v[0] = backend | is_double<<8 | target<<32, v[1] = close stack | open stack<<32,
+ * v[2] = first close stack (the direct printer shows a double close's three stacks) */
+static void remember_left_field(uint64_t key, uint8_t backend, uint32_t stack, int is_double, uint32_t open_stack,
+                                uint32_t first_close, uint32_t target)
 {
     struct clk_shard *held;
     struct clk_slot *s = clk_table_lock(&left_field, key, 1, &held);
     if (!s)
         return;
-    s->v[0] = (uint64_t)backend | (uint64_t)is_double << 8;
-    s->v[1] = stack;
+    s->v[0] = (uint64_t)backend | (uint64_t)is_double << 8 | (uint64_t)target << 32;
+    s->v[1] = stack | (uint64_t)open_stack << 32;
+    s->v[2] = first_close;
     clk_table_unlock(held);
 }
 
@@ -360,6 +367,7 @@ static enum clk_close_verdict close_begin_ns(uint64_t ns, uint8_t backend, uint6
         p->kind = CONNLEAK_REC_CLOSE;
         p->open_stack = (uint32_t)s->v[1];
         p->flags = FLAGS(s->v[0]) & F_INHERITED ? CONNLEAK_RAWF_INHERITED : 0;
+        p->pysqlite = (FLAGS(s->v[0]) & F_PYSQLITE) != 0;
         if (!backend)
             p->backend = BACKEND(s->v[0]);
         s->v[0] = (s->v[0] & ~0xffull) | ST_CLOSED;
@@ -376,7 +384,7 @@ static enum clk_close_verdict close_begin_ns(uint64_t ns, uint8_t backend, uint6
         uint32_t target = TARGET(s->v[0]), test = (uint32_t)s->v[2];
         clk_table_unlock(held);
         INC(doubles);
-        remember_left_field(handle ^ ns, p->backend, stack, 1);
+        remember_left_field(handle ^ ns, p->backend, stack, 1, p->open_stack, p->first_close_stack, target);
         write_event(p->slot, CONNLEAK_REC_DOUBLE_CLOSE, p->backend, 0, handle, stack, target, p->open_stack,
                     p->first_close_stack, test, 0, 0);
         p->slot = 0;
@@ -391,7 +399,7 @@ static void close_done_ns(uint64_t ns, struct clk_pending *p, int gone, int resu
 {
     if (p->kind == CONNLEAK_REC_UNKNOWN_CLOSE) {
         INC(unknowns);
-        remember_left_field(p->handle ^ ns, p->backend, p->stack, 0);
+        remember_left_field(p->handle ^ ns, p->backend, p->stack, 0, 0, 0, 0);
         write_event(p->slot, CONNLEAK_REC_UNKNOWN_CLOSE, p->backend, 0, p->handle, p->stack, 0, 0, 0, 0, result, 0);
         return;
     }
@@ -475,6 +483,25 @@ void clk_track_each_open(void (*fn)(const struct clk_leak_view *, void *), void 
 {
     struct each_ctx e = {fn, ctx};
     clk_table_each(&handles, each_open, &e);
+}
+
+struct each_left_ctx {
+    void (*fn)(const struct clk_left_view *, void *);
+    void *ctx;
+};
+
+static void each_left(struct clk_slot *s, void *c)
+{
+    struct each_left_ctx *e = c;
+    struct clk_left_view v = {(uint8_t)s->v[0], (int)((s->v[0] >> 8) & 1), s->key & ~(3ull << 62),
+                              (uint32_t)s->v[1], (uint32_t)(s->v[1] >> 32), (uint32_t)s->v[2], TARGET(s->v[0])};
+    e->fn(&v, e->ctx);
+}
+
+void clk_track_each_left_field(void (*fn)(const struct clk_left_view *, void *), void *ctx)
+{
+    struct each_left_ctx e = {fn, ctx};
+    clk_table_each(&left_field, each_left, &e);
 }
 
 /* ---- public API ---- */

@@ -125,7 +125,7 @@ Test(process2, a_direct_report_never_lands_in_the_file_the_program_put_on_descri
     char *text = clk_test_read_file(own, NULL);
     cr_assert_not_null(text);
     cr_assert_str_eq(text, "the program's own line\n", "the program's file holds something else: %s", text);
-    cr_assert(clk_test_contains(p.err, "detected 1 leaked database connection"),
+    cr_assert(clk_test_contains(p.err, "Leak of 1 sqlite connection"),
               "the report should be on the stderr the program started with: %s", clk_test_excerpt(p.err));
     clk_test_proc_free(&p);
     clk_test_rmtree(dir);
