@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 #include <sqlite3.h>
@@ -92,6 +94,16 @@ int main(int argc, char **argv)
         nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
         close_first(db);
         close_first(open_db(":memory:"));
+    } else if (!strcmp(mode, "held-exit")) { /* a fork child leaves by _exit holding one; the parent lives on 300 ms */
+        pid_t pid = fork();
+        if (pid == 0) {
+            (void)open_db(":memory:");
+            _exit(0);
+        }
+        int status = 0;
+        if (pid < 0 || waitpid(pid, &status, 0) != pid || status != 0)
+            fail("fork child");
+        nanosleep(&(struct timespec){0, 300 * 1000 * 1000}, NULL);
     } else if (!strcmp(mode, "busy")) { /* a close that returns SQLITE_BUSY: a statement left unfinalized */
         sqlite3 *db = open_db(":memory:");
         sqlite3_stmt *st = NULL;
@@ -102,7 +114,7 @@ int main(int argc, char **argv)
     } else if (!strcmp(mode, "clean")) {
         close_first(open_db(":memory:"));
     } else {
-        fprintf(stderr, "usage: fx_docs gen | all | held | busy | clean\n");
+        fprintf(stderr, "usage: fx_docs gen | all | held | held-exit | busy | clean\n");
         return 2;
     }
     printf("fx_docs %s done\n", mode);

@@ -237,6 +237,20 @@ Test(schema, long_held_from_options, TIMEOUT)
     clk_test_run_free(&r);
 }
 
+/* A process that leaves by _exit ends there: the connection its fork child still held was held for as long
+ * as the child lived (about nothing), not until the run's report (300 ms later). */
+Test(schema, long_held_ends_at__exit, TIMEOUT)
+{
+    clk_test_run r;
+    run_fx(ARGS("--held-longer-than", "200ms"), "held-exit", &r);
+    clk_assert_status(&r, 23);
+    docs_assert_valid(&r, "a fork child's _exit");
+    cr_assert_eq(clk_test_summary(r.report, "leaks"), 1, "the child's leak: %s", clk_test_dump(r.report));
+    cr_assert_eq(json_array_size(json_object_get(r.report, "long_held")), 0,
+                 "the child held it for no time at all: %s", clk_test_dump(r.report));
+    clk_test_run_free(&r);
+}
+
 /* A close that returned SQLITE_BUSY: the leak carries the SQL of the statement left unfinalized. */
 Test(schema, unfinalized, TIMEOUT)
 {
