@@ -111,51 +111,164 @@ static void describe(struct clk_buf *b, const struct clk_finding *f)
     clk_buf_puts(b, f->kind == CLK_LEAK ? ", opened at " : ", closed at ");
     if (!s->n)
         clk_buf_puts(b, "?");
-    for (int i = 0; i < s->n && i < 3; i++) {
-        if (i)
+    /* a Python stack by its Python frames: the interpreter's C frames say nothing of where */
+    int python = 0;
+    for (int i = 0; i < s->n && !python; i++)
+        python = s->f[i].language != NULL;
+    for (int i = 0, shown = 0; i < s->n && shown < 3; i++) {
+        if (python && !s->f[i].language)
+            continue;
+        if (shown++)
             clk_buf_puts(b, " <- ");
         comment_text(b, s->f[i].function);
     }
     clk_buf_printf(b, "; fingerprint %s\n", f->fingerprint);
 }
 
-/* One finding's rule: the first name of its stacks (innermost frame first; a function before its file and
- * module) that no other finding of its kind has, else the first usable name with a comment saying what else
- * it matches. */
-static void rule(struct clk_buf *b, const struct clk_map *counts, const struct clk_finding *f)
+/* The C library's and the dynamic loader's frames: in every stack, never a finding's own. */
+static int system_frame(const struct clk_frame *fr)
+{
+    static const char *const fns[] = {"_start", "__libc_start_main", "__libc_start_call_main", "__libc_start_main_impl",
+                                      "start_thread", "clone", "clone3", "__clone", "__clone3"};
+    for (size_t i = 0; fr->function && i < sizeof fns / sizeof *fns; i++)
+        if (!strcmp(fr->function, fns[i]))
+            return 1;
+    const char *m = fr->module ? clk_basename(fr->module) : NULL;
+    static const char *const libs[] = {"libc.so", "libc-", "ld-linux", "ld64.so", "ld.so", "libpthread", "libdl."};
+    for (size_t i = 0; m && i < sizeof libs / sizeof *libs; i++)
+        if (!strncmp(m, libs[i], strlen(libs[i])))
+            return 1;
+    return 0;
+}
+
+/* A .py file of the standard library or an installed package (site-packages, Debian's dist-packages, a frozen
+ * module): not the user's own code. */
+static int library_python_file(const char *path)
+{
+    if (!path || !strncmp(path, "<frozen ", 8) || strstr(path, "/site-packages/") || strstr(path, "/dist-packages/"))
+        return 1;
+    for (const char *p = path; (p = strstr(p, "/python")); p++) { /* .../lib/python3.12/, .../lib64/python3.11/ */
+        if (!(p - path >= 4 && !strncmp(p - 4, "/lib", 4)) && !(p - path >= 6 && !strncmp(p - 6, "/lib64", 6)))
+            continue;
+        const char *v = p + 7;
+        if (*v < '0' || *v > '9')
+            continue;
+        while ((*v >= '0' && *v <= '9') || *v == '.')
+            v++;
+        if (*v == '/')
+            return 1;
+    }
+    return 0;
+}
+
+/* A name that says nothing of its own: <module>, <lambda>, <listcomp>, <genexpr>, "<string>" (python -c). */
+static int generic_python_name(const char *name)
+{
+    return name && name[0] == '<';
+}
+
+/* The names a rule may use for one frame of a finding, in the order tried; returns how many.
+ * python: the finding's matched stacks hold Python frames; user: only the user's own Python frames (not the
+ * standard library's or an installed package's). A Python finding's rule names a Python function (a module's
+ * top-level code by its file), never the interpreter's C frames, whose calls change as it specializes; no rule
+ * names a frame of the C library or the dynamic loader. */
+static int candidates(const struct clk_frame *fr, int python, int user, const char *out[3])
+{
+    int n = 0;
+    if (python) {
+        if (!fr->language || (user && library_python_file(fr->file)))
+            return 0;
+        if (!generic_python_name(fr->function))
+            out[n++] = fr->function;
+        else if (fr->file && !generic_python_name(clk_basename(fr->file)))
+            out[n++] = clk_basename(fr->file);
+        return n;
+    }
+    if (system_frame(fr))
+        return 0;
+    out[n++] = fr->function;
+    out[n++] = fr->file ? clk_basename(fr->file) : NULL;
+    out[n++] = fr->module ? clk_basename(fr->module) : NULL;
+    return n;
+}
+
+struct chosen {
+    const char *name; /* NULL: no rule */
+    uint64_t matches; /* findings of its kind the rule "KIND:^NAME$" matches */
+};
+
+static int stacks_have_python(const struct clk_stack *const *st, int ns)
+{
+    for (int s = 0; s < ns; s++)
+        for (int i = 0; i < st[s]->n; i++)
+            if (st[s]->f[i].language)
+                return 1;
+    return 0;
+}
+
+/* One finding's rule: the first name of its stacks (innermost frame first; a function before its file and module)
+ * that no other finding of its kind has, else the first of those that the fewest others have. For a Python finding the names are its Python
+ * frames', the user's own first; when it has none of the user's, any Python frame's; at the least its innermost
+ * Python frame's function. */
+static struct chosen choose(const struct clk_map *counts, const struct clk_finding *f)
 {
     const struct clk_stack *st[3];
     int ns = stacks_of(f, st);
-    const char *first = NULL;
-    uint64_t first_count = 0;
-    for (int s = 0; s < ns; s++)
-        for (int i = 0; i < st[s]->n; i++) {
-            const struct clk_frame *fr = &st[s]->f[i];
-            const char *cands[3] = {fr->function, fr->file ? clk_basename(fr->file) : NULL,
-                                    fr->module ? clk_basename(fr->module) : NULL};
-            for (int c = 0; c < 3; c++) {
-                if (!usable(cands[c]))
-                    continue;
-                const struct name_count *nc = clk_map_get(counts, name_key(f->kind, cands[c]));
-                uint64_t n = nc ? nc->findings : 0;
-                if (n == 1) {
-                    clk_buf_printf(b, "%s:^%s$\n", clk_kind_name(f->kind), cands[c]);
-                    return;
-                }
-                if (!first) {
-                    first = cands[c];
-                    first_count = n;
+    int python = stacks_have_python(st, ns);
+    struct chosen first = {NULL, 0};
+    for (int pass = python ? 0 : 1; pass < 2; pass++) {
+        for (int s = 0; s < ns; s++)
+            for (int i = 0; i < st[s]->n; i++) {
+                const char *cands[3];
+                int nc = candidates(&st[s]->f[i], python, pass == 0, cands);
+                for (int c = 0; c < nc; c++) {
+                    if (!usable(cands[c]))
+                        continue;
+                    const struct name_count *cnt = clk_map_get(counts, name_key(f->kind, cands[c]));
+                    uint64_t n = cnt ? cnt->findings : 0;
+                    if (n == 1)
+                        return (struct chosen){cands[c], 1};
+                    if (!first.name || n < first.matches)
+                        first = (struct chosen){cands[c], n};
                 }
             }
-        }
-    if (!first) {
-        clk_buf_puts(b, "# (no rule: this finding has no frame with a name a pattern can hold)\n");
-        return;
+        if (first.name) /* the user's own frames, when there are any, are where a Python rule points */
+            return first;
     }
-    clk_buf_printf(b, "# (no frame name of this finding is in no other: this rule also matches %llu other %s%s)\n",
-                   (unsigned long long)(first_count ? first_count - 1 : 0), clk_kind_name(f->kind),
-                   first_count == 2 ? "" : "s");
-    clk_buf_printf(b, "%s:^%s$\n", clk_kind_name(f->kind), first);
+    for (int s = 0; python && s < ns; s++) /* only generic or unusable names: the innermost Python frame's */
+        for (int i = 0; i < st[s]->n; i++)
+            if (st[s]->f[i].language && usable(st[s]->f[i].function)) {
+                const struct name_count *cnt = clk_map_get(counts, name_key(f->kind, st[s]->f[i].function));
+                return (struct chosen){st[s]->f[i].function, cnt ? cnt->findings : 0};
+            }
+    return first;
+}
+
+static const char *kind_words(enum clk_kind k, uint64_t n)
+{
+    if (k == CLK_LEAK)
+        return n == 1 ? "leak" : "leaks";
+    if (k == CLK_DOUBLE_CLOSE)
+        return n == 1 ? "double close" : "double closes";
+    return n == 1 ? "unknown close" : "unknown closes";
+}
+
+/* The comment before a rule that matches more than the findings it was made for (ngroup of them, described
+ * above it), then the rule. */
+static void rule(struct clk_buf *b, enum clk_kind kind, const struct chosen *c, size_t ngroup)
+{
+    uint64_t others = c->matches > ngroup ? c->matches - ngroup : 0;
+    if (ngroup > 1) {
+        clk_buf_printf(b, "# (one rule for these %zu %s: the names a rule can use do not tell them apart", ngroup,
+                       kind_words(kind, ngroup));
+        if (others)
+            clk_buf_printf(b, "; it also matches %llu other %s", (unsigned long long)others, kind_words(kind, others));
+        clk_buf_puts(b, ")\n");
+    } else if (others) {
+        clk_buf_printf(b, "# (the names a rule can use for this finding are all in other findings too: this rule also "
+                       "matches %llu other %s)\n", (unsigned long long)others, kind_words(kind, others));
+    }
+    clk_buf_printf(b, "%s:^%s$\n", clk_kind_name(kind), c->name);
 }
 
 static int write_file(const char *path, const char *text, size_t len)
@@ -213,19 +326,50 @@ int clk_gen_suppressions(const struct clk_report *r, const char *path)
                     count_name(&counts, f->kind, names[j], i);
             }
     }
-    struct clk_buf b = {0};
-    size_t n = 0;
-    for (size_t i = 0; i < r->nfindings; i++)
-        n += !r->findings[i]->suppressed;
-    clk_buf_printf(&b, "# connleak --gen-suppressions: %zu rule%s, one per finding; use with --suppressions FILE\n", n,
-                   n == 1 ? "" : "s");
+    /* each finding's rule; findings that get the same one (no usable name tells them apart: the same stack with
+     * other targets or lines) share it, written once after all of their descriptions */
+    struct chosen *rules = clk_xcalloc(r->nfindings ? r->nfindings : 1, sizeof *rules);
+    size_t nfindings = 0, nrules = 0;
     for (size_t i = 0; i < r->nfindings; i++) {
         const struct clk_finding *f = r->findings[i];
         if (f->suppressed)
             continue;
-        describe(&b, f);
-        rule(&b, &counts, f);
+        nfindings++;
+        rules[i] = choose(&counts, f);
+        int again = 0;
+        for (size_t k = 0; rules[i].name && k < i && !again; k++)
+            again = rules[k].name && r->findings[k]->kind == f->kind && !strcmp(rules[k].name, rules[i].name);
+        nrules += rules[i].name && !again;
     }
+    struct clk_buf b = {0};
+    if (nrules == nfindings)
+        clk_buf_printf(&b, "# connleak --gen-suppressions: %zu rule%s, one per finding; use with --suppressions FILE\n",
+                       nrules, nrules == 1 ? "" : "s");
+    else
+        clk_buf_printf(&b, "# connleak --gen-suppressions: %zu rule%s for %zu finding%s; use with --suppressions FILE\n",
+                       nrules, nrules == 1 ? "" : "s", nfindings, nfindings == 1 ? "" : "s");
+    char *done = clk_xcalloc(r->nfindings ? r->nfindings : 1, 1);
+    for (size_t i = 0; i < r->nfindings; i++) {
+        const struct clk_finding *f = r->findings[i];
+        if (f->suppressed || done[i])
+            continue;
+        describe(&b, f);
+        if (!rules[i].name) {
+            clk_buf_puts(&b, "# (no rule: this finding has no frame with a name a pattern can hold)\n");
+            continue;
+        }
+        size_t ngroup = 1;
+        for (size_t k = i + 1; k < r->nfindings; k++)
+            if (!r->findings[k]->suppressed && rules[k].name && r->findings[k]->kind == f->kind &&
+                !strcmp(rules[k].name, rules[i].name)) {
+                describe(&b, r->findings[k]);
+                done[k] = 1;
+                ngroup++;
+            }
+        rule(&b, f->kind, &rules[i], ngroup);
+    }
+    free(done);
+    free(rules);
     for (size_t i = 0; i < counts.cap; i++)
         if (counts.keys[i])
             free(counts.vals[i]);

@@ -164,6 +164,11 @@ uint64_t clk_report_failing_notes(const struct clk_report *r);
 /* Connections closed by a garbage collector that fail the run (--fail-on finalizer). */
 uint64_t clk_report_failing_finalized(const struct clk_report *r);
 void clk_finding_fingerprint(struct clk_finding *f);
+/* Whether any of f's stacks holds a Python frame: such findings are merged and fingerprinted on their Python
+ * frames and the C frames before the interpreter's (model.c). */
+int clk_finding_has_python(const struct clk_finding *f);
+/* A C frame of the Python interpreter (libpython, a python3.X program, the evaluation loop and call machinery). */
+int clk_frame_is_interpreter(const struct clk_frame *f);
 const char *clk_kind_name(enum clk_kind k);
 /* Findings that fail the run: unsuppressed leaks and double closes. */
 uint64_t clk_report_failing(const struct clk_report *r);

@@ -82,15 +82,98 @@ static size_t len_of(const char *s)
     return s ? strlen(s) : 0;
 }
 
-/* fingerprint: whether the stack is part of the fingerprint (the first close is not). */
-static void hash_stack(struct hasher *h, const struct clk_stack *s, int fingerprint)
+/* ---- Python findings ----
+ * CPython 3.11+ specializes bytecode as it runs, so the interpreter's C frames between and under the Python frames
+ * change from one call of the same line to the next (_PyObject_MakeTpCall alone, then through PyObject_Vectorcall
+ * or cfunction_vectorcall_*); a stack truncated at --stack-depth then also loses a varying number of outer C frames.
+ * A finding with a Python frame in any of its stacks is therefore merged and fingerprinted on what stays: the
+ * Python frames (function, file, line: a .py file is a Python frame's module) and the C frames before the first
+ * interpreter frame of each stack, i.e. the code the innermost Python frame called (the C extension's own frames,
+ * _sqlite3's, _ctypes' and libffi's) down to the database call. Findings without Python frames are hashed as they
+ * always were: their fingerprints are in baselines. */
+
+static int starts_with(const char *s, const char *prefix)
 {
-    if (fingerprint)
-        fp_bytes(h, &s->n, sizeof s->n);
-    key_word(h, (uint64_t)(unsigned)s->n);
+    return s && !strncmp(s, prefix, strlen(prefix));
+}
+
+/* libpython, or a program that holds the interpreter itself (python3.11, pyenv's python3.12). */
+static int interpreter_object(const char *module)
+{
+    const char *base = module ? clk_basename(module) : NULL;
+    return starts_with(base, "libpython") || starts_with(base, "python");
+}
+
+/* The evaluation loop and the call machinery: interpreter frames whatever object holds them (an interpreter
+ * linked statically into a program of another name). */
+static int interpreter_function(const char *fn)
+{
+    static const char *const prefixes[] = {"_PyEval_", "PyEval_", "_PyObject_", "PyObject_", "_PyFunction_",
+                                           "PyVectorcall_", "_PyRun_", "PyRun_", "Py_RunMain", "Py_BytesMain"};
+    for (size_t i = 0; fn && i < sizeof prefixes / sizeof *prefixes; i++)
+        if (starts_with(fn, prefixes[i]))
+            return 1;
+    return 0;
+}
+
+int clk_frame_is_interpreter(const struct clk_frame *f)
+{
+    return !f->language && (interpreter_object(f->module) || interpreter_function(f->function));
+}
+
+static int stack_has_python(const struct clk_stack *s)
+{
+    for (int i = 0; i < s->n; i++)
+        if (s->f[i].language)
+            return 1;
+    return 0;
+}
+
+int clk_finding_has_python(const struct clk_finding *f)
+{
+    return stack_has_python(&f->opened_at) || stack_has_python(&f->closed_at) ||
+           stack_has_python(&f->first_closed_at) || stack_has_python(&f->thread_created_at);
+}
+
+/* The frames of a Python finding's stack that its key and fingerprint take, marked in keep[] (s->n of them);
+ * returns how many. The object that holds the evaluation loop is the interpreter's wherever it is named. */
+static int python_kept(const struct clk_stack *s, unsigned char *keep)
+{
+    const char *loop_module = NULL;
+    for (int i = 0; i < s->n && !loop_module; i++)
+        if (!s->f[i].language && s->f[i].module && interpreter_function(s->f[i].function))
+            loop_module = s->f[i].module;
+    int n = 0, in_interpreter = 0;
     for (int i = 0; i < s->n; i++) {
         const struct clk_frame *f = &s->f[i];
-        const char *base = clk_basename(f->module);
+        if (!f->language && !in_interpreter &&
+            (clk_frame_is_interpreter(f) || (loop_module && f->module == loop_module)))
+            in_interpreter = 1;
+        keep[i] = f->language || !in_interpreter;
+        n += keep[i];
+    }
+    return n;
+}
+
+/* fingerprint: whether the stack is part of the fingerprint (the first close is not); python: the finding has
+ * Python frames (above). */
+static void hash_stack(struct hasher *h, const struct clk_stack *s, int fingerprint, int python)
+{
+    unsigned char keep_small[256], *keep = NULL;
+    int n = s->n;
+    if (python && s->n) {
+        keep = s->n <= (int)sizeof keep_small ? keep_small : clk_xmalloc((size_t)s->n);
+        n = python_kept(s, keep);
+    }
+    if (fingerprint)
+        fp_bytes(h, &n, sizeof n);
+    key_word(h, (uint64_t)(unsigned)n);
+    for (int i = 0; i < s->n; i++) {
+        const struct clk_frame *f = &s->f[i];
+        if (keep && !keep[i])
+            continue;
+        /* a Python frame's module is its .py file */
+        const char *base = clk_basename(f->language && python ? f->file : f->module);
         size_t nfn = len_of(f->function), nbase = len_of(base);
         if (fingerprint) { /* the fingerprint's states go into the key at the end */
             fp_str(h, f->function, nfn);
@@ -105,25 +188,28 @@ static void hash_stack(struct hasher *h, const struct clk_stack *s, int fingerpr
         if (!f->function)
             key_word(h, f->offset);
     }
+    if (keep != keep_small)
+        free(keep);
 }
 
 /* The merge key, and the fingerprint into fp when fp is not NULL. */
 static uint64_t finding_hashes(const struct clk_finding *f, char fp[33])
 {
     struct hasher h = {CLK_FNV_INIT, FP_SEED_B, CLK_FNV_INIT};
+    int python = clk_finding_has_python(f);
     fp_bytes(&h, &f->kind, sizeof f->kind);
     fp_bytes(&h, &f->checkout, sizeof f->checkout);
     fp_str(&h, f->backend, len_of(f->backend));
     fp_str(&h, f->test, len_of(f->test));
-    hash_stack(&h, &f->opened_at, 1);
-    hash_stack(&h, &f->closed_at, 1);
+    hash_stack(&h, &f->opened_at, 1, python);
+    hash_stack(&h, &f->closed_at, 1, python);
     /* the fingerprint leaves out targets (temporary paths differ per run) and lines */
     key_str(&h, f->target, len_of(f->target));
-    hash_stack(&h, &f->first_closed_at, 0);
+    hash_stack(&h, &f->first_closed_at, 0, python);
     /* a thread's creator tells leaks apart but stays out of the fingerprint (and out of the key when
      * there is none: main-thread findings merge as before) */
     if (f->thread_created_at.n)
-        hash_stack(&h, &f->thread_created_at, 0);
+        hash_stack(&h, &f->thread_created_at, 0, python);
     key_word(&h, h.a);
     key_word(&h, h.b);
     if (fp)

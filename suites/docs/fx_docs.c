@@ -32,6 +32,14 @@ NOINLINE static sqlite3 *open_db(const char *path)
 NOINLINE static void open_alpha_cache(void) { (void)open_db(":memory:"); }
 NOINLINE static void open_beta_store(void) { (void)open_db(":memory:"); }
 
+/* One opener, one line, two targets: two findings with one fingerprint (--gen-suppressions writes one rule). */
+NOINLINE static void open_settings(void)
+{
+    const char *targets[] = {"file:settings?mode=memory", ":memory:"};
+    for (int i = 0; i < 2; i++)
+        (void)open_db(targets[i]);
+}
+
 NOINLINE static void close_first(sqlite3 *db) { sqlite3_close(db); }
 NOINLINE static void close_again(sqlite3 *db) { sqlite3_close(db); }
 
@@ -81,6 +89,9 @@ int main(int argc, char **argv)
         open_alpha_cache();
         open_beta_store();
         double_close();
+    } else if (!strcmp(mode, "targets")) { /* two findings sharing a stack, and another leak */
+        open_settings();
+        open_alpha_cache();
     } else if (!strcmp(mode, "all")) {
         /* the stranger first: after the double close its handle could reuse the freed one's address */
         close_stranger();
@@ -114,7 +125,7 @@ int main(int argc, char **argv)
     } else if (!strcmp(mode, "clean")) {
         close_first(open_db(":memory:"));
     } else {
-        fprintf(stderr, "usage: fx_docs gen | all | held | held-exit | busy | clean\n");
+        fprintf(stderr, "usage: fx_docs gen | all | targets | held | held-exit | busy | clean\n");
         return 2;
     }
     printf("fx_docs %s done\n", mode);

@@ -114,6 +114,53 @@ Test(gen_suppressions, on_stderr_after_the_report, TIMEOUT)
     clk_test_rmtree(dir);
 }
 
+/* Findings that share a stack (one line, two targets: one fingerprint) share one rule, written once after both
+ * descriptions and said to be theirs in plain words; the other leak keeps a rule of its own. */
+Test(gen_suppressions, one_rule_for_findings_that_share_a_stack, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    char *rules_path = clk_test_path(dir, "generated.supp");
+    char opt[4200];
+    snprintf(opt, sizeof opt, "--gen-suppressions=%s", rules_path);
+    clk_test_run r;
+    clk_test_connleak(ARGS(opt), ARGS(FX_DOCS, "targets"), NO_DETECTOR, &r);
+    clk_assert_status(&r, 23);
+    clk_assert_report(&r);
+    clk_assert_summary(&r, "leaks", 3);
+    json_t *leaks = json_object_get(r.report, "leaks");
+    cr_assert_eq(json_array_size(leaks), 3, "three findings" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_test_run_free(&r);
+
+    char *text = clk_test_read_file(rules_path, NULL);
+    cr_assert_not_null(text, "no %s written", rules_path);
+    char *rules[16];
+    int n = rules_of(text, rules, 16);
+    cr_assert_eq(n, 2, "want 2 rules, each once:\n%s", text);
+    cr_assert(strcmp(rules[0], rules[1]) != 0, "a rule written twice:\n%s", text);
+    cr_assert(clk_test_contains(text, "leak:^open_settings$"),
+              "the shared rule names the name the two findings alone share (open_db is open_alpha_cache's too):\n%s",
+              text);
+    cr_assert(clk_test_contains(text, "leak:^open_alpha_cache$"), "open_alpha_cache's own rule:\n%s", text);
+    cr_assert(clk_test_contains(text, "# connleak --gen-suppressions: 2 rules for 3 findings;"), "header:\n%s", text);
+    cr_assert(clk_test_contains(text, "# (one rule for these 2 leaks: the names a rule can use do not tell them "
+                                      "apart)"), "the shared rule's comment:\n%s", text);
+    cr_assert(!clk_test_contains(text, "in no other"), "no double negative:\n%s", text);
+    const char *settings = strstr(text, "file:settings"), *memory = strstr(text, "to :memory:, opened at open_db <- "
+                                                                                 "open_settings");
+    const char *shared = strstr(text, "leak:^open_settings$");
+    cr_assert(settings && memory && settings < shared && memory < shared,
+              "both findings are described before their rule:\n%s", text);
+
+    clk_test_connleak(ARGS("--suppressions", rules_path), ARGS(FX_DOCS, "targets"), NO_DETECTOR, &r);
+    clk_assert_status(&r, 0);
+    clk_assert_report(&r);
+    cr_assert_eq(suppressed(&r), 3, "%s", clk_test_dump(r.report));
+    clk_test_run_free(&r);
+    for (int i = 0; i < n; i++)
+        free(rules[i]);
+    clk_test_rmtree(dir);
+}
+
 /* connleak report takes it too; a clean run gets a header and no rules; a finding already suppressed gets none. */
 Test(gen_suppressions, report_clean_and_suppressed, TIMEOUT)
 {

@@ -10,7 +10,29 @@ def open_cache():
 #   coroutine  open_cache from inside an async def run by asyncio
 #   thread     open_cache on a threading.Thread
 #   fork       open_cache in a fork child (the child leaks it; prints child=PID)
+#   loop       open_cache 50 times from one line of a loop (3.11+ specializes that line's call as it runs)
+#   loop_other the loop, and one leak from open_other
+#   loop_threads  open_cache on 50 threads started from one line of a loop
+#   loop_tasks    open_cache in 50 asyncio tasks created from one line of a loop
 kept = []
+
+
+def open_other():
+    return sqlite3.connect(":memory:")
+
+
+def open_in_thread():
+    kept.append(open_cache())
+
+
+async def open_in_task():
+    return open_cache()
+
+
+async def tasks_loop():
+    import asyncio
+    for _ in range(50):
+        kept.append(await asyncio.create_task(open_in_task()))
 
 
 def recurse(n):
@@ -43,6 +65,19 @@ def main(mode, arg):
         t = threading.Thread(target=lambda: kept.append(open_cache()))
         t.start()
         t.join()
+    elif mode in ("loop", "loop_other"):
+        for _ in range(50):
+            kept.append(open_cache())
+        if mode == "loop_other":
+            kept.append(open_other())
+    elif mode == "loop_threads":
+        for _ in range(50):
+            t = threading.Thread(target=open_in_thread)
+            t.start()
+            t.join()
+    elif mode == "loop_tasks":
+        import asyncio
+        asyncio.run(tasks_loop())
     elif mode == "fork":
         sys.stdout.flush()
         pid = os.fork()

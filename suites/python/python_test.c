@@ -436,3 +436,209 @@ Test(python, merged_reports_keep_long_held_and_finalized, TIMEOUT)
     clk_test_run_free(&a);
     clk_test_run_free(&b);
 }
+
+/* ---- one opener, one finding: what CPython's specialization changes stays out of merging and fingerprints ----
+ * 3.11+ rewrites a hot line's bytecode as it runs, so the interpreter's C frames under one Python line change from
+ * call to call (_PyObject_MakeTpCall, then PyObject_Vectorcall or cfunction_vectorcall_*). A finding with Python
+ * frames is merged and fingerprinted on those and the C frames above the interpreter's (the extension's own). */
+
+/* Runs leaky.py MODE under 3.<minor>: the fingerprint of its one leak entry, which stands for `count`. */
+static char *one_entry(int minor, const char *mode, long long count)
+{
+    clk_test_run r;
+    run_leaky(&r, minor, NULL, mode, NULL);
+    clk_assert_status(&r, 23);
+    clk_assert_summary(&r, "leaks", count);
+    json_t *leaks = json_object_get(r.report, "leaks");
+    cr_assert_eq(json_array_size(leaks), 1, "3.%d %s: one entry for one opener" CLK_CTX_FMT, minor, mode, CLK_CTX(&r));
+    json_t *leak = json_array_get(leaks, 0);
+    cr_assert_eq(clk_test_int(leak, "count"), count, "3.%d %s: its count" CLK_CTX_FMT, minor, mode, CLK_CTX(&r));
+    cr_assert_not_null(py_frame(json_object_get(leak, "opened_at"), "open_cache"), "open_cache" CLK_CTX_FMT,
+                       CLK_CTX(&r));
+    char *fp = strdup(clk_test_str(leak, "fingerprint"));
+    clk_test_run_free(&r);
+    return fp;
+}
+
+/* 50 opens from one line of a loop: one entry of 50, and the same fingerprint in a second run. */
+static void loop_on(int minor)
+{
+    char *first = one_entry(minor, "loop", 50), *second = one_entry(minor, "loop", 50);
+    cr_assert_str_eq(first, second, "3.%d: the fingerprint is stable across runs", minor);
+    free(first);
+    free(second);
+}
+
+Test(python, one_line_in_a_loop_is_one_finding_3_11, TIMEOUT) { loop_on(11); }
+Test(python, one_line_in_a_loop_is_one_finding_3_12, TIMEOUT) { loop_on(12); }
+Test(python, one_line_in_a_loop_is_one_finding_3_13, TIMEOUT) { loop_on(13); }
+
+/* The same on 50 threads started from one line (thread_created_at too), and in 50 asyncio tasks. */
+Test(python, threads_from_a_loop_are_one_finding, TIMEOUT)
+{
+    free(one_entry(11, "loop_threads", 50));
+    free(one_entry(12, "loop_threads", 50));
+}
+
+Test(python, tasks_from_a_loop_are_one_finding, TIMEOUT)
+{
+    free(one_entry(11, "loop_tasks", 50));
+    free(one_entry(13, "loop_tasks", 50));
+}
+
+/* The rule lines of a --gen-suppressions text (not its comments), each malloc'd; returns how many. */
+static int rules_of(const char *text, char **rules, int cap)
+{
+    int n = 0;
+    for (const char *p = text; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len && p[0] != '#' && n < cap)
+            rules[n++] = strndup(p, len);
+        p = nl ? nl + 1 : NULL;
+    }
+    return n;
+}
+
+/* --gen-suppressions on a Python program: the loop's rule names its Python function (never an interpreter frame),
+ * another function's leak gets its own, and each rule alone suppresses exactly its finding. */
+static void gen_on(int minor)
+{
+    const char *py = python(minor);
+    if (!py)
+        cr_skip_test("no Python 3.%d on this machine", minor);
+    char *dir = clk_test_mkdtemp();
+    char *path = clk_test_path(dir, "generated.supp");
+    char opt[4200];
+    snprintf(opt, sizeof opt, "--gen-suppressions=%s", path);
+    clk_test_run r;
+    clk_test_connleak(ARGS(opt), ARGS(py, PY_LEAKY, "loop_other"), NULL, &r);
+    clk_assert_report(&r);
+    clk_assert_status(&r, 23);
+    clk_assert_summary(&r, "leaks", 51);
+    clk_test_run_free(&r);
+    char *text = clk_test_read_file(path, NULL);
+    cr_assert_not_null(text, "no %s", path);
+    char *rules[8];
+    int n = rules_of(text, rules, 8);
+    cr_assert_eq(n, 2, "3.%d: two rules:\n%s", minor, text);
+    cr_assert(clk_test_contains(text, "\nleak:^open_cache$\n") && clk_test_contains(text, "\nleak:^open_other$\n"),
+              "3.%d: the rules name the Python functions:\n%s", minor, text);
+    const long long want[] = {50, 1};
+    for (int i = 0; i < n; i++) {
+        char name[32], line[1024];
+        snprintf(name, sizeof name, "one%d.supp", i);
+        snprintf(line, sizeof line, "%s\n", rules[i]);
+        char *one = clk_test_path(dir, name);
+        cr_assert_eq(clk_test_write_file(one, line, strlen(line)), 0, "write %s", one);
+        clk_test_connleak(ARGS("--suppressions", one), ARGS(py, PY_LEAKY, "loop_other"), NULL, &r);
+        clk_assert_report(&r);
+        long long mine = strstr(rules[i], "open_cache") ? want[0] : want[1];
+        clk_assert_summary(&r, "suppressed", mine);
+        clk_assert_summary(&r, "leaks", 51 - mine);
+        free(one);
+        free(rules[i]);
+        clk_test_run_free(&r);
+    }
+    clk_test_rmtree(dir);
+}
+
+Test(python, gen_suppressions_names_the_python_function_3_11, TIMEOUT) { gen_on(11); }
+Test(python, gen_suppressions_names_the_python_function_3_12, TIMEOUT) { gen_on(12); }
+Test(python, gen_suppressions_names_the_python_function_3_13, TIMEOUT) { gen_on(13); }
+
+/* Frames for the JSON reports below. */
+#define PYF(fn, file, line) "{\"function\": \"" fn "\", \"file\": \"" file "\", \"line\": " #line ", \"module\": null, " \
+                            "\"offset\": null, \"language\": \"python\"}"
+#define CF(fn, module) "{\"function\": \"" fn "\", \"file\": null, \"line\": null, \"module\": \"" module "\", " \
+                       "\"offset\": \"0x10\", \"language\": \"c\"}"
+#define EXT CF("pysqlite_connection_init_impl", "/usr/lib/python3.12/lib-dynload/_sqlite3.cpython-312-x86_64-linux-gnu.so")
+#define LIBPY(fn) CF(fn, "/usr/lib/libpython3.12.so.1.0")
+#define LEAK(frames) "{\"backend\": \"sqlite\", \"target\": \":memory:\", \"test\": null, \"pids\": [7], \"count\": 1, " \
+                     "\"fingerprint\": \"00000000000000000000000000000000\", \"opened_at\": [" frames "]}"
+#define REPORT(leaks) "{\"version\": 1, \"command\": [], \"summary\": {}, \"leaks\": [" leaks "], " \
+                      "\"left_field_closes\": [], \"suppressed\": [], \"notes\": []}"
+/* The same two Python frames under the interpreter's C frames of two specializations of the call. */
+#define LOOP_FRAMES(module_line) PYF("open_it", "/src/app/loop.py", 3) ", " PYF("<module>", "/src/app/loop.py", module_line)
+#define SPECIALIZED_A EXT ", " LIBPY("type_call") ", " LIBPY("_PyObject_MakeTpCall") ", " LIBPY("_PyEval_EvalFrameDefault")
+#define SPECIALIZED_B EXT ", " LIBPY("type_call") ", " LIBPY("_PyObject_MakeTpCall") ", " \
+                      LIBPY("cfunction_vectorcall_FASTCALL_KEYWORDS") ", " LIBPY("PyObject_Vectorcall") ", " \
+                      LIBPY("_PyEval_EvalFrameDefault")
+
+/* `connleak report` of a JSON report written to dir/in.json, with extra options; its JSON report is parsed into
+ * *out (the caller json_decref's it); returns the exit status. */
+static int report_of(const char *dir, const char *json, const char *const *opts, json_t **out)
+{
+    char *in = clk_test_path(dir, "in.json"), *res = clk_test_path(dir, "out.json");
+    cr_assert_eq(clk_test_write_file(in, json, strlen(json)), 0, "write %s", in);
+    const char *argv[16] = {clk_test_cli(), "report", "--quiet", "--json", res};
+    int n = 5;
+    for (int i = 0; opts && opts[i]; i++)
+        argv[n++] = opts[i];
+    argv[n++] = in;
+    argv[n] = NULL;
+    clk_test_proc p;
+    clk_test_exec(argv, NULL, NULL, 0, &p);
+    json_error_t e;
+    *out = json_load_file(res, 0, &e);
+    cr_assert_not_null(*out, "report: %d %s", p.status, p.err);
+    int status = p.status;
+    clk_test_proc_free(&p);
+    free(in);
+    free(res);
+    return status;
+}
+
+/* Merged from JSON too (CI shards): the specializations of one line are one entry; another line stays another. */
+Test(python, report_merges_what_specialization_splits, TIMEOUT)
+{
+    char *dir = clk_test_mkdtemp();
+    json_t *rep;
+    report_of(dir, REPORT(LEAK(LOOP_FRAMES(5) ", " SPECIALIZED_A) ", " LEAK(LOOP_FRAMES(5) ", " SPECIALIZED_B) ", "
+                          LEAK(LOOP_FRAMES(9) ", " SPECIALIZED_A)), NULL, &rep);
+    json_t *leaks = json_object_get(rep, "leaks");
+    cr_assert_eq(json_array_size(leaks), 2, "line 5 twice, line 9 once: %s", clk_test_dump(rep));
+    cr_assert_eq(clk_test_int(json_array_get(leaks, 0), "count"), 2, "%s", clk_test_dump(rep));
+    json_decref(rep);
+    clk_test_rmtree(dir);
+}
+
+/* Rules from JSON: two findings that only interpreter frames would tell apart share their Python function's rule
+ * (written once), and a leak through the standard library gets the user's function, not the library's. */
+Test(python, gen_suppressions_skips_the_interpreter_and_the_library, TIMEOUT)
+{
+    const char *json = REPORT(
+        LEAK(LOOP_FRAMES(5) ", " SPECIALIZED_A) ", " LEAK(LOOP_FRAMES(9) ", " SPECIALIZED_B) ", "
+        LEAK(PYF("_Database.__init__", "/usr/lib/python3.13/dbm/sqlite3.py", 80) ", "
+             PYF("open", "/usr/lib/python3.13/dbm/sqlite3.py", 140) ", "
+             PYF("open", "/usr/lib/python3.13/dbm/__init__.py", 95) ", "
+             PYF("open_store", "/src/app/store.py", 4) ", " PYF("<module>", "/src/app/store.py", 10) ", " SPECIALIZED_A));
+    char *dir = clk_test_mkdtemp();
+    char *path = clk_test_path(dir, "generated.supp");
+    char opt[4200];
+    snprintf(opt, sizeof opt, "--gen-suppressions=%s", path);
+    json_t *rep;
+    report_of(dir, json, ARGS(opt), &rep);
+    json_decref(rep);
+    char *text = clk_test_read_file(path, NULL);
+    cr_assert_not_null(text, "no %s", path);
+    char *rules[8];
+    int n = rules_of(text, rules, 8);
+    cr_assert_eq(n, 2, "two rules, each once:\n%s", text);
+    cr_assert(clk_test_contains(text, "\nleak:^open_it$\n"), "open_it's rule:\n%s", text);
+    cr_assert(clk_test_contains(text, "\nleak:^open_store$\n"), "the user's function, not dbm's:\n%s", text);
+    cr_assert(clk_test_contains(text, "opened at open_it <- <module>;"), "Python frames describe it:\n%s", text);
+    /* fed back: every finding suppressed; open_it's rule alone takes its two */
+    report_of(dir, json, ARGS("--suppressions", path), &rep);
+    cr_assert_eq(clk_test_summary(rep, "suppressed"), 3, "%s", clk_test_dump(rep));
+    json_decref(rep);
+    char *one = clk_test_path(dir, "one.supp");
+    cr_assert_eq(clk_test_write_file(one, "leak:^open_it$\n", 15), 0, "write");
+    report_of(dir, json, ARGS("--suppressions", one), &rep);
+    cr_assert_eq(clk_test_summary(rep, "suppressed"), 2, "%s", clk_test_dump(rep));
+    cr_assert_eq(clk_test_summary(rep, "leaks"), 1, "%s", clk_test_dump(rep));
+    json_decref(rep);
+    for (int i = 0; i < n; i++)
+        free(rules[i]);
+    clk_test_rmtree(dir);
+}
