@@ -131,7 +131,8 @@ int clk_options_parse(const char *spec, char *err, size_t errlen)
         } else if (KEY("suppressions")) {
             bad = set_path(clk_opts.suppressions, sizeof clk_opts.suppressions, v, vlen);
         } else {
-            snprintf(err, errlen, "connleak: CONNLEAK_OPTIONS: unknown key '%.*s' (known: " KNOWN "; help=1 lists their values)",
+            snprintf(err, errlen, "connleak: CONNLEAK_OPTIONS: unknown key '%.*s' (known: " KNOWN ", help; fail_on under "
+                     "connleak run; help=1 lists their values)",
                      (int)klen, p);
             return -1;
         }

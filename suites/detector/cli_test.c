@@ -595,7 +595,9 @@ Test(cli, run_connleak_options_output_is_the_text_report, TIMEOUT)
 
 Test(cli, run_refuses_a_bad_connleak_option_once_before_starting, TIMEOUT)
 {
-    const char *bad[][2] = {{"no_such_key=1", "no_such_key"}, {"stack_depth=999", "1 to 128"}};
+    /* the unknown key's line lists every key that works, fail_on and help too */
+    const char *bad[][2] = {{"no_such_key=1", "held_longer_than, symbolize, symbolizer, help; fail_on under connleak run"},
+                            {"stack_depth=999", "1 to 128"}};
     for (int i = 0; i < 2; i++) {
         char env[128];
         snprintf(env, sizeof env, "CONNLEAK_OPTIONS=%s", bad[i][0]);
