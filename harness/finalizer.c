@@ -1,6 +1,11 @@
 /* finalizer.c — connections the program never closed but its runtime's garbage collector did (Python's sqlite3.Connection or a psycopg2 connection deallocated without close()).
  *
- * Told apart at report time from the close's stack, for connections a Python
+ * A close of a connection Python's sqlite3 module opened carries the
+ * recorder's verdict (lib/recorder/pysqlite.c: the code that closed it was the
+ * Connection's close method or its deallocator): CONNLEAK_RAWF_FINALIZER or
+ * CONNLEAK_RAWF_EXPLICIT, taken as it is. Without one (psycopg2's PQfinish,
+ * the wire route's socket close, other bindings, older journals) the close is
+ * told apart at report time from its stack, for connections a Python
  * program opened (their opener stack holds Python frames):
  *  - no Python frame at the close: the interpreter was finalizing, or a
  *    collection ran from C — nobody's code called close();
@@ -16,6 +21,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "rawfmt.h"
 
 static int has_python_frame(const struct clk_stack *s)
 {
@@ -86,8 +92,12 @@ static int source_line(const char *path, int line, char *out, size_t cap)
     return 1;
 }
 
-int clk_closed_by_finalizer(const struct clk_stack *opened, const struct clk_stack *closed)
+int clk_closed_by_finalizer(const struct clk_stack *opened, const struct clk_stack *closed, unsigned flags)
 {
+    if (flags & CONNLEAK_RAWF_EXPLICIT)
+        return 0;
+    if (flags & CONNLEAK_RAWF_FINALIZER)
+        return 1;
     if (!has_python_frame(opened))
         return 0;
     const struct clk_frame *py = NULL;

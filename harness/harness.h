@@ -184,8 +184,9 @@ struct clk_long_held {
 };
 void clk_long_held_add(struct clk_report *r, const struct clk_finding *f, uint64_t held_ms, int closed);
 
-/* finalizer.c: was a connection a Python program opened closed by its garbage collector? */
-int clk_closed_by_finalizer(const struct clk_stack *opened, const struct clk_stack *closed);
+/* finalizer.c: was a connection a Python program opened closed by its garbage collector? flags: the close
+ * event's (CONNLEAK_RAWF_FINALIZER or _EXPLICIT when the recorder knew; else the stacks tell). */
+int clk_closed_by_finalizer(const struct clk_stack *opened, const struct clk_stack *closed, unsigned flags);
 void clk_report_add_finalized(struct clk_report *r, const struct clk_finding *f);
 
 /* load_raw.c: one per-process journal (or every *.raw in a directory) into the report. */

@@ -409,7 +409,7 @@ static void finalized_close(struct clk_report *r, struct proc *p, const struct o
     if (!c || !c->stack)
         return;
     struct clk_stack opened = stack_of(p, c->stack), closed = stack_of(p, e->u.ev.stack);
-    if (!clk_closed_by_finalizer(&opened, &closed))
+    if (!clk_closed_by_finalizer(&opened, &closed, e->flags))
         return;
     int pid = p->pid;
     struct clk_finding f = conn_finding(p, c, &pid);

@@ -60,6 +60,10 @@ enum connleak_raw_backend {
 #define CONNLEAK_RAWF_FAILED 0x4u      /* the open failed; the handle must still be closed */
 #define CONNLEAK_RAWF_WIRE 0x8u        /* PostgreSQL seen on its socket (wire.c), not through libpq */
 #define CONNLEAK_RAWF_TERMINATED 0x10u /* CLOSE of a wire connection: the client sent Terminate first */
+/* CLOSE of a connection Python's sqlite3 module opened, from the code that closed it
+ * (lib/recorder/pysqlite.c); neither: not known (other bindings, older journals) */
+#define CONNLEAK_RAWF_FINALIZER 0x20u  /* the object's deallocator (garbage collected, dropped, at exit) */
+#define CONNLEAK_RAWF_EXPLICIT 0x40u   /* the program's close() */
 
 struct connleak_raw_header {
     char magic[8];

@@ -262,6 +262,11 @@ static int peek(const void *addr, void *out, size_t n)
     return addr && process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)n ? 0 : -1;
 }
 
+int clk_peek(const void *addr, void *out, size_t n)
+{
+    return peek(addr, out, n);
+}
+
 static void *peek_ptr(const void *base, unsigned off)
 {
     void *p = NULL;

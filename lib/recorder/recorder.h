@@ -183,10 +183,15 @@ struct clk_pending {
     uint8_t backend;
     uint8_t kind;        /* record type decided */
     uint16_t flags;
+    uint8_t pysqlite;    /* CLOSE: the connection was opened by Python's _sqlite3 */
     uint32_t open_stack, first_close_stack;
 };
+/* failed: nonzero when the open failed; CLK_OPEN_PYSQLITE (below) ORed in when Python's _sqlite3 opened it */
 CLK_HIDDEN void clk_track_open(uint8_t backend, uint64_t handle, const char *target, int failed,
                                int result, uint32_t stack);
+/* An open's flags may carry this one, kept with the connection and not recorded: Python's _sqlite3
+ * opened it (its close asks pysqlite.c who closed it). */
+#define CLK_OPEN_PYSQLITE 0x8000u
 /* An open with the event's CONNLEAK_RAWF_* flags (wire.c: CONNLEAK_RAWF_WIRE). */
 /* After a refused close: the SQL of one statement that kept `handle` open (UNFINALIZED record). */
 CLK_HIDDEN void clk_track_note_sql(uint8_t backend, uint64_t handle, const char *sql);
@@ -210,6 +215,15 @@ struct clk_leak_view {
 };
 CLK_HIDDEN void clk_track_each_open(void (*fn)(const struct clk_leak_view *, void *), void *ctx);
 CLK_HIDDEN uint32_t clk_current_test(void);
+
+/* ---- pysqlite.c: Python's sqlite3 module ---- */
+/* Is the caller at ra Python's _sqlite3 module (whose closes are told apart)? */
+CLK_HIDDEN int clk_pysqlite_opener(void *ra);
+/* Called from a close wrapper, ra its return address, for a connection _sqlite3 opened:
+ * CONNLEAK_RAWF_FINALIZER, CONNLEAK_RAWF_EXPLICIT, or 0 when not known. */
+CLK_HIDDEN uint16_t clk_pysqlite_verdict(void *ra);
+/* pyframes.c: n bytes at addr into out through process_vm_readv (0; -1 when unreadable: never faults). */
+CLK_HIDDEN int clk_peek(const void *addr, void *out, size_t n);
 
 /* ---- real.c: the functions behind the wrappers ---- */
 /* The real `name` for the recorder's own use (Criterion's functions): the next

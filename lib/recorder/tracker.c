@@ -13,6 +13,7 @@
 
 enum { ST_OPEN = 1, ST_CLOSED = 2 };
 #define F_INHERITED 0x1u
+#define F_PYSQLITE 0x2u /* opened by Python's _sqlite3 (CLK_OPEN_PYSQLITE) */
 
 /* slot layout: v[0] = state | backend<<8 | flags<<16 | target<<32
  *              v[1] = open stack | close stack<<32
@@ -267,7 +268,7 @@ static void track_open_ns(uint64_t ns, uint8_t backend, uint64_t handle, uint32_
         /* an open entry at a reused address was freed by a path we did not see;
          * a closed one may still be finishing its close in another thread (which counts it) */
         int was_open = ST(s->v[0]) == ST_OPEN;
-        s->v[0] = V0(ST_OPEN, backend, 0, target);
+        s->v[0] = V0(ST_OPEN, backend, flags & CLK_OPEN_PYSQLITE ? F_PYSQLITE : 0, target);
         s->v[1] = stack;
         s->v[2] = test;
         clk_table_unlock(held);
@@ -283,7 +284,7 @@ static void track_open_ns(uint64_t ns, uint8_t backend, uint64_t handle, uint32_
     else
         INC(connects);
     write_event(clk_journal_reserve(0), ns == NS_CHECKOUT ? CONNLEAK_REC_CHECKOUT : CONNLEAK_REC_OPEN, backend,
-                flags, handle, stack, target, 0, 0, test, result, clk_thread_stack);
+                (uint16_t)(flags & ~CLK_OPEN_PYSQLITE), handle, stack, target, 0, 0, test, result, clk_thread_stack);
 }
 
 /* The redacted target of the last raw target this thread opened: loops reopen the same one. */
@@ -312,7 +313,9 @@ static uint32_t target_id(const char *target)
 
 void clk_track_open(uint8_t backend, uint64_t handle, const char *target, int failed, int result, uint32_t stack)
 {
-    track_open_ns(NS_WRAP, backend, handle, target_id(target), failed ? CONNLEAK_RAWF_FAILED : 0, result, stack);
+    uint16_t flags = (failed & ~CLK_OPEN_PYSQLITE) ? CONNLEAK_RAWF_FAILED : 0;
+    track_open_ns(NS_WRAP, backend, handle, target_id(target), (uint16_t)(flags | (failed & CLK_OPEN_PYSQLITE)), result,
+                  stack);
 }
 
 void clk_track_note_sql(uint8_t backend, uint64_t handle, const char *sql)
@@ -364,6 +367,7 @@ static enum clk_close_verdict close_begin_ns(uint64_t ns, uint8_t backend, uint6
         p->kind = CONNLEAK_REC_CLOSE;
         p->open_stack = (uint32_t)s->v[1];
         p->flags = FLAGS(s->v[0]) & F_INHERITED ? CONNLEAK_RAWF_INHERITED : 0;
+        p->pysqlite = (FLAGS(s->v[0]) & F_PYSQLITE) != 0;
         if (!backend)
             p->backend = BACKEND(s->v[0]);
         s->v[0] = (s->v[0] & ~0xffull) | ST_CLOSED;

@@ -53,12 +53,16 @@ static void narrow16(const void *w, char *out, size_t cap)
     out[n] = 0;
 }
 
-static void after_open(const struct clk_copy *c, sqlite3 **ppDb, const char *given, int rc, uint32_t stack)
+static void after_open(const struct clk_copy *c, sqlite3 **ppDb, const char *given, int rc, uint32_t stack, void *ra)
 {
     /* a failed open still hands back a connection the caller must close */
-    if (ppDb && *ppDb)
-        clk_track_open(CONNLEAK_RAW_SQLITE, (uint64_t)(uintptr_t)*ppDb, target_of(c, *ppDb, given), rc != SQLITE_OK,
-                       rc, stack);
+    if (!ppDb || !*ppDb)
+        return;
+    int flags = rc != SQLITE_OK;
+    /* Python's sqlite3 module: its closes say who closed (pysqlite.c); only where an interpreter runs */
+    if (__builtin_expect(__atomic_load_n(&clk_py_active, __ATOMIC_RELAXED) > 0, 0) && clk_pysqlite_opener(ra))
+        flags |= CLK_OPEN_PYSQLITE;
+    clk_track_open(CONNLEAK_RAW_SQLITE, (uint64_t)(uintptr_t)*ppDb, target_of(c, *ppDb, given), flags, rc, stack);
 }
 
 /* Each wrapper: the real function for this caller (real.c); straight to it
@@ -81,7 +85,7 @@ __attribute__((visibility("default"))) int sqlite3_open(const char *filename, sq
     clk_busy = 0;
     int rc = real(filename, ppDb);
     clk_busy = 1;
-    after_open(c, ppDb, filename, rc, stack);
+    after_open(c, ppDb, filename, rc, stack, ra);
     clk_busy = 0;
     return rc;
 }
@@ -102,7 +106,7 @@ __attribute__((visibility("default"))) int sqlite3_open16(const void *filename, 
     clk_busy = 1;
     char given[1024];
     narrow16(filename, given, sizeof given);
-    after_open(c, ppDb, given, rc, stack);
+    after_open(c, ppDb, given, rc, stack, ra);
     clk_busy = 0;
     return rc;
 }
@@ -122,7 +126,7 @@ __attribute__((visibility("default"))) int sqlite3_open_v2(const char *filename,
     clk_busy = 0;
     int rc = real(filename, ppDb, flags, zVfs);
     clk_busy = 1;
-    after_open(c, ppDb, filename, rc, stack);
+    after_open(c, ppDb, filename, rc, stack, ra);
     clk_busy = 0;
     return rc;
 }
@@ -160,6 +164,8 @@ static inline __attribute__((always_inline)) int do_close(int i, void *ra, sqlit
     int rc = SQLITE_OK;
     /* a double close is recorded and not passed on: the real call would be a use after free */
     if (clk_track_close_begin(CONNLEAK_RAW_SQLITE, (uint64_t)(uintptr_t)db, stack, &p) == CLK_CLOSE_PASS) {
+        if (__builtin_expect(p.pysqlite, 0))
+            p.flags |= clk_pysqlite_verdict(ra); /* the program's close() or the deallocator */
         clk_busy = 0;
         rc = real(db);
         clk_busy = 1;

@@ -331,6 +331,80 @@ static void finalizer_on(int minor)
 Test(python, closed_by_finalizer_3_11, TIMEOUT) { finalizer_on(11); }
 Test(python, closed_by_finalizer_3_13, TIMEOUT) { finalizer_on(13); }
 
+/* Who closed a connection of Python's sqlite3 (closes.py): the recorder tells the Connection's close method
+ * from its deallocator, so an explicit close whose line does not say "close" (a bound method called later,
+ * getattr, contextlib's ExitStack, atexit, a subclass) is no finalizer close, and a dropped connection is
+ * one also where no source can be read (a module that is only a .pyc). */
+static const char *closes_python(int minor)
+{
+    const char *py = python(minor);
+    if (!py)
+        cr_skip_test("no Python 3.%d on this machine", minor);
+    return py;
+}
+
+static void explicit_closes_on(int minor)
+{
+    const char *py = closes_python(minor);
+    clk_test_run r;
+    clk_test_connleak(ARGS("--fail-on", "finalizer"), ARGS(py, PY_CLOSES, "explicit"), NULL, &r);
+    clk_assert_report(&r);
+    clk_assert_summary(&r, "connects", 8);
+    clk_assert_summary(&r, "closes", 8);
+    clk_assert_summary(&r, "leaks", 0);
+    clk_assert_summary(&r, "closed_by_finalizer", 0);
+    clk_assert_status(&r, 0); /* --fail-on finalizer: none there, none fails */
+    clk_test_run_free(&r);
+}
+
+Test(python, explicit_closes_are_no_finalizer_closes_3_10, TIMEOUT) { explicit_closes_on(10); }
+Test(python, explicit_closes_are_no_finalizer_closes_3_11, TIMEOUT) { explicit_closes_on(11); }
+Test(python, explicit_closes_are_no_finalizer_closes_3_12, TIMEOUT) { explicit_closes_on(12); }
+Test(python, explicit_closes_are_no_finalizer_closes_3_13, TIMEOUT) { explicit_closes_on(13); }
+
+static void finalized_closes_on(int minor)
+{
+    const char *py = closes_python(minor);
+    /* pycmod: compiled by this interpreter, its .py removed */
+    char *dir = clk_test_mkdtemp(), *src = clk_test_path(dir, "pycmod.py"), *pyc = clk_test_path(dir, "pycmod.pyc");
+    const char *text = "import gc, sqlite3\n\n\ndef open_and_drop():\n    c = sqlite3.connect(':memory:')\n"
+                       "    del c\n    gc.collect()\n";
+    cr_assert_eq(clk_test_write_file(src, text, strlen(text)), 0);
+    clk_test_proc p;
+    clk_test_exec(ARGS(py, "-c", "import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)",
+                       src, pyc),
+                  NULL, NULL, 0, &p);
+    cr_assert_eq(p.status, 0, "py_compile: %s", p.err);
+    clk_test_proc_free(&p);
+    cr_assert_eq(unlink(src), 0);
+    clk_test_run r;
+    clk_test_connleak(ARGS("--fail-on", "finalizer"), ARGS(py, PY_CLOSES, "finalized", dir), NULL, &r);
+    clk_assert_report(&r);
+    clk_assert_summary(&r, "connects", 6);
+    clk_assert_summary(&r, "closes", 6);
+    clk_assert_summary(&r, "leaks", 0);
+    clk_assert_summary(&r, "closed_by_finalizer", 6);
+    clk_assert_status(&r, 23); /* --fail-on finalizer */
+    json_t *list = json_object_get(r.report, "closed_by_finalizer");
+    cr_assert_eq(json_array_size(list), 6, "one entry each" CLK_CTX_FMT, CLK_CTX(&r));
+    const char *openers[] = {"open_dropped", "open_deleted", "open_cycle", "open_function_end", "open_and_drop",
+                             "open_global"};
+    for (size_t k = 0; k < 6; k++) {
+        int found = 0;
+        size_t i;
+        json_t *e;
+        json_array_foreach(list, i, e) found |= py_frame(json_object_get(e, "opened_at"), openers[k]) != NULL;
+        cr_assert(found, "%s's connection was closed by the garbage collector" CLK_CTX_FMT, openers[k], CLK_CTX(&r));
+    }
+    clk_test_run_free(&r);
+    clk_test_rmtree(dir);
+}
+
+Test(python, finalizer_closes_3_10, TIMEOUT) { finalized_closes_on(10); }
+Test(python, finalizer_closes_3_11, TIMEOUT) { finalized_closes_on(11); }
+Test(python, finalizer_closes_3_12, TIMEOUT) { finalized_closes_on(12); }
+Test(python, finalizer_closes_3_13, TIMEOUT) { finalized_closes_on(13); }
+
 /* --held-longer-than (issue 14): exactly the connection held 1.2 s, with its opener and how long,
  * closed; the exit status unchanged. */
 Test(python, held_longer_than, TIMEOUT)
