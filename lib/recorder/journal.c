@@ -160,9 +160,18 @@ static void slot_done(uint64_t index)
     }
 }
 
+static int start_lazily(void);
+/* Direct mode: the journal is set up at the first write (start_lazily), so a
+ * process that never meets a database (a shell, the tools a script runs) never
+ * sizes, reserves or maps one: only its unnamed file is opened at start, to
+ * take a descriptor number out of the program's way while that can be done
+ * (fd.c). lazy_forked: that journal is a fork child's. */
+static int lazy, lazy_forked;
+static struct clk_held lazy_file = {.fd = -1};
+
 uint64_t clk_journal_reserve(uint32_t nextra)
 {
-    if (!clk_journal_active())
+    if (!clk_journal_active() && (!__atomic_load_n(&lazy, __ATOMIC_ACQUIRE) || start_lazily() != 0))
         return 0;
     uint64_t i = __atomic_fetch_add(&next_slot, 1 + nextra, __ATOMIC_RELAXED);
     if (i + nextra >= (uint64_t)MAX_CHUNKS * PER_CHUNK) {
@@ -326,11 +335,50 @@ static char *read_small_file(const char *path, char *buf, size_t cap, size_t *le
     return buf;
 }
 
+static int start_now(int forked);
+
 int clk_journal_start(int forked)
+{
+    if (!clk_opts.run_dir[0] && clk_journal_private) {
+        int fd = create_private();
+        clk_held_set(&lazy_file, fd >= 0 ? clk_fd_park(fd) : -1);
+        lazy_forked = forked;
+        __atomic_store_n(&lazy, 1, __ATOMIC_RELEASE);
+        return 0;
+    }
+    return start_now(forked);
+}
+
+/* Taken by the first writes of a direct-mode process, which hold none of our
+ * locks (tracker events take theirs after reserving, notes before any).
+ * Not taken around fork: a child starts with it unlocked. */
+static pthread_mutex_t lazy_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int start_lazily(void)
+{
+    if (getpid() != clk_owner_pid) /* a vfork child: its parent's memory, and its parent's journal to make */
+        return -1;
+    pthread_mutex_lock(&lazy_mu);
+    if (__atomic_load_n(&lazy, __ATOMIC_ACQUIRE) && !clk_journal_active()) {
+        start_now(lazy_forked);
+        __atomic_store_n(&lazy, 0, __ATOMIC_RELEASE); /* once: a file that could not be made is not tried per event */
+    }
+    pthread_mutex_unlock(&lazy_mu);
+    return clk_journal_active() ? 0 : -1;
+}
+
+static int start_now(int forked)
 {
     if (!clk_opts.run_dir[0] && !clk_journal_private)
         return -1;
-    int fd = clk_opts.run_dir[0] ? create_file() : create_private();
+    int fd;
+    if (clk_opts.run_dir[0])
+        fd = create_file();
+    else if (lazy_file.fd >= 0 && clk_held_ok(&lazy_file)) /* opened at start (the program may have closed it) */
+        fd = lazy_file.fd;
+    else
+        fd = create_private();
+    lazy_file.fd = -1;
     if (fd < 0 && !clk_opts.run_dir[0])
         return -1; /* direct mode: the report at exit is then the library's own, unsymbolized */
     if (fd < 0) {
@@ -407,15 +455,24 @@ void clk_journal_after_fork_parent(void)
 void clk_journal_after_fork_child(void)
 {
     pthread_mutex_unlock(&map_mu); /* taken by this thread in prepare */
+    pthread_mutex_init(&lazy_mu, NULL); /* another thread of the parent may have held it */
     int fd = __atomic_exchange_n(&jfd, -1, __ATOMIC_ACQ_REL);
     struct connleak_raw_header *h = __atomic_exchange_n(&header, NULL, __ATOMIC_ACQ_REL);
     if (h)
         munmap(h, CONNLEAK_RAW_SLOT); /* the parent's: never to be written from here */
-    if (fd < 0)
-        return;
-    if (clk_held_ok(&jheld)) /* else the number is no longer ours to close */
+    if (fd >= 0 && clk_held_ok(&jheld)) /* else the number is no longer ours to close */
         close(fd);
-    jheld.fd = -1;
+    if (fd >= 0)
+        jheld.fd = -1;
+    int pending = __atomic_load_n(&lazy, __ATOMIC_ACQUIRE);
+    if (pending) {
+        /* the parent had set up no journal yet: its unnamed file is the parent's, the child opens its own */
+        if (lazy_file.fd >= 0 && clk_held_ok(&lazy_file))
+            close(lazy_file.fd);
+        lazy_file.fd = -1;
+    }
+    if (fd < 0 && !pending)
+        return;
     /* direct mode: each process reports its own findings at exit, follow_children or not */
     if ((clk_opts.follow_children || clk_journal_private) && clk_journal_start(1) != 0)
         clk_journal_fall_back();

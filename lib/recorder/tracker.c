@@ -224,7 +224,10 @@ static inline __attribute__((always_inline)) void write_event(uint64_t slot, uin
 {
     if (!slot)
         return;
-    /* blobs an event names must be in this journal (after a fork they may not be yet) */
+    /* blobs an event names must be in this journal (after a fork they may not be yet; in direct
+     * mode the journal is made at the first event, after its stack was interned) */
+    if (stack)
+        clk_intern_ensure(stack);
     if (open_stack)
         clk_intern_ensure(open_stack);
     if (first_close)
