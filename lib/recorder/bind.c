@@ -533,17 +533,92 @@ struct newobj {
     const ElfW(Dyn) * dyn;
     const ElfW(Phdr) * phdr;
     int phnum;
+    int refs; /* it has a relocation that rewrite() would look at */
     uintptr_t lo, hi;
 };
+
+struct relocs {
+    const ElfW(Rela) * r;
+    size_t n;
+};
+
+/* An object's relocations that bind a symbol by name, read from its dynamic
+ * section: DT_JMPREL, and DT_RELA past its leading DT_RELACOUNT relative ones. */
+struct refs {
+    const ElfW(Sym) * symtab;
+    const char *strtab;
+    size_t strsz;
+    struct relocs set[2];
+    int s;    /* the set and index next_ref() goes on from */
+    size_t k;
+};
+
+static int refs_of(const struct newobj *o, struct refs *v)
+{
+    size_t relaent = sizeof(ElfW(Rela)), relacount = 0;
+    int pltrel_rela = 1;
+    memset(v, 0, sizeof *v);
+    for (const ElfW(Dyn) *d = o->dyn; d && d->d_tag != DT_NULL; d++) {
+        uintptr_t p = dyn_ptr(d->d_un.d_ptr, o->base, o->lo, o->hi);
+        switch (d->d_tag) {
+        case DT_SYMTAB: v->symtab = (const ElfW(Sym) *)p; break;
+        case DT_STRTAB: v->strtab = (const char *)p; break;
+        case DT_STRSZ: v->strsz = d->d_un.d_val; break;
+        case DT_JMPREL: v->set[0].r = (const ElfW(Rela) *)p; break;
+        case DT_PLTRELSZ: v->set[0].n = d->d_un.d_val / sizeof(ElfW(Rela)); break;
+        case DT_PLTREL: pltrel_rela = d->d_un.d_val == DT_RELA; break;
+        case DT_RELA: v->set[1].r = (const ElfW(Rela) *)p; break;
+        case DT_RELASZ: v->set[1].n = d->d_un.d_val / sizeof(ElfW(Rela)); break;
+        case DT_RELAENT: relaent = d->d_un.d_val; break;
+        case DT_RELACOUNT: relacount = d->d_un.d_val; break;
+        }
+    }
+    if (!v->symtab || !v->strtab || !pltrel_rela || relaent != sizeof(ElfW(Rela)))
+        return 0; /* x86-64 objects use RELA */
+    /* the linker sorts R_X86_64_RELATIVE first and counts them (most of an object's relocations) */
+    if (v->set[1].r && relacount <= v->set[1].n) {
+        v->set[1].r += relacount;
+        v->set[1].n -= relacount;
+    }
+    return 1;
+}
+
+/* The next relocation that may hold a wrapped function (or dlopen, for a
+ * deep-bound load), with its name and the wrapped function; NULL at the end. */
+static const ElfW(Rela) * next_ref(struct refs *v, int deep, const char **name, const struct clk_wrapped **w)
+{
+    for (; v->s < 2; v->s++, v->k = 0) {
+        const struct relocs *set = &v->set[v->s];
+        while (set->r && v->k < set->n) {
+            const ElfW(Rela) *r = &set->r[v->k++];
+            unsigned type = ELF64_R_TYPE(r->r_info);
+            if (!(type == R_X86_64_JUMP_SLOT || type == R_X86_64_GLOB_DAT || (type == R_X86_64_64 && !r->r_addend)))
+                continue;
+            const ElfW(Sym) *sym = &v->symtab[ELF64_R_SYM(r->r_info)];
+            if (!ELF64_R_SYM(r->r_info) || sym->st_name >= v->strsz)
+                continue;
+            *name = v->strtab + sym->st_name;
+            *w = clk_find_wrapped(*name);
+            if (*w || (deep && !strcmp(*name, "dlopen")))
+                return r;
+        }
+    }
+    return NULL;
+}
 
 struct collect {
     struct link_map *root;
     struct newobj o[MAX_NEW];
-    int n, matched;
+    int n, matched, deep;
+    uint64_t loaded; /* in: how many objects the dlopen loaded (0: unknown) */
+    int first;       /* out: the first of them in o */
 };
 
 /* With the loader's list lock held (dl_iterate_phdr): the root and every
- * object after it in its namespace's list, then each one's program headers. */
+ * object after it in its namespace's list, then each one's program headers,
+ * and whether it refers to a function we wrap: read here, where no dlclose
+ * can unmap it (glibc unmaps and unlinks under that lock), so an object that
+ * does not (nearly every dlopen) costs no handle of ours afterwards. */
 static int collect_cb(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
@@ -555,8 +630,13 @@ static int collect_cb(struct dl_phdr_info *info, size_t size, void *data)
             c->o[c->n].name = m->l_name ? m->l_name : "";
             c->o[c->n].dyn = m->l_ld;
             c->o[c->n].phdr = NULL;
+            c->o[c->n].refs = 0;
             c->n++;
         }
+        /* the root and what followed it in the list; when more follow than were
+         * loaded since the pre-step (the root was already loaded, another thread
+         * loads too), the last ones only */
+        c->first = c->loaded && (uint64_t)c->n > c->loaded ? c->n - (int)c->loaded : 0;
     }
     for (int i = 0; i < c->n; i++) {
         struct newobj *o = &c->o[i];
@@ -567,6 +647,10 @@ static int collect_cb(struct dl_phdr_info *info, size_t size, void *data)
             o->phnum = info->dlpi_phnum;
             o->lo = (uintptr_t)lo;
             o->hi = (uintptr_t)hi;
+            struct refs v;
+            const char *name;
+            const struct clk_wrapped *w;
+            o->refs = i >= c->first && o->dyn && refs_of(o, &v) && next_ref(&v, c->deep, &name, &w);
             c->matched++;
             break;
         }
@@ -579,20 +663,6 @@ static int is_family_library(const char *path)
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     return !strncmp(base, "libsqlite3", 10) || !strncmp(base, "libpq.", 6);
-}
-
-/* The wrapped functions (wrap_sqlite.c's and wrap_libpq.c's tables). */
-static const struct clk_wrapped *const tables[] = {clk_sqlite_wrapped, clk_pq_wrapped};
-
-static const struct clk_wrapped *find_wrapped(const char *name)
-{
-    if (!((name[0] == 's' && !strncmp(name, "sqlite3_", 8)) || (name[0] == 'P' && name[1] == 'Q')))
-        return NULL;
-    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
-        for (const struct clk_wrapped *w = tables[t]; w->name; w++)
-            if (!strcmp(name, w->name))
-                return w;
-    return NULL;
 }
 
 static void note(const char *text, int n)
@@ -659,85 +729,46 @@ static void *wrapper_target(void *self, const char *name)
     return g ? g : not_ours(dlsym(self, name));
 }
 
-struct relocs {
-    const ElfW(Rela) * r;
-    size_t n;
-};
-
 /* One object: each relocation of a wrapped name (or of dlopen) bound, or to
  * be bound, past us is pointed at ours when that changes nothing else. */
 static void rewrite(const struct newobj *o, void *self, void *root, int deep)
 {
-    const ElfW(Sym) *symtab = NULL;
-    const char *strtab = NULL;
-    size_t strsz = 0;
-    struct relocs plt = {0}, rela = {0};
-    size_t relaent = sizeof(ElfW(Rela));
-    int pltrel_rela = 1;
-    for (const ElfW(Dyn) *d = o->dyn; d && d->d_tag != DT_NULL; d++) {
-        uintptr_t p = dyn_ptr(d->d_un.d_ptr, o->base, o->lo, o->hi);
-        switch (d->d_tag) {
-        case DT_SYMTAB: symtab = (const ElfW(Sym) *)p; break;
-        case DT_STRTAB: strtab = (const char *)p; break;
-        case DT_STRSZ: strsz = d->d_un.d_val; break;
-        case DT_JMPREL: plt.r = (const ElfW(Rela) *)p; break;
-        case DT_PLTRELSZ: plt.n = d->d_un.d_val; break;
-        case DT_PLTREL: pltrel_rela = d->d_un.d_val == DT_RELA; break;
-        case DT_RELA: rela.r = (const ElfW(Rela) *)p; break;
-        case DT_RELASZ: rela.n = d->d_un.d_val; break;
-        case DT_RELAENT: relaent = d->d_un.d_val; break;
-        }
-    }
-    if (!symtab || !strtab || !pltrel_rela || relaent != sizeof(ElfW(Rela)))
-        return; /* x86-64 objects use RELA */
-    plt.n /= sizeof(ElfW(Rela));
-    rela.n /= sizeof(ElfW(Rela));
+    struct refs v;
+    if (!refs_of(o, &v))
+        return;
     char text[CLK_BIND_NOTE_MAX];
-    const struct relocs *sets[] = {&plt, &rela};
-    for (int s = 0; s < 2; s++) {
-        for (size_t k = 0; sets[s]->r && k < sets[s]->n; k++) {
-            const ElfW(Rela) *r = &sets[s]->r[k];
-            unsigned type = ELF64_R_TYPE(r->r_info);
-            if (!(type == R_X86_64_JUMP_SLOT || type == R_X86_64_GLOB_DAT || (type == R_X86_64_64 && !r->r_addend)))
-                continue;
-            const ElfW(Sym) *sym = &symtab[ELF64_R_SYM(r->r_info)];
-            if (!ELF64_R_SYM(r->r_info) || sym->st_name >= strsz)
-                continue;
-            const char *name = strtab + sym->st_name;
-            const struct clk_wrapped *w = find_wrapped(name);
-            void *ours = w ? w->wrapper : NULL;
-            if (!w && deep && !strcmp(name, "dlopen"))
-                ours = (void *)clk_dlopen_self;
-            if (!ours)
-                continue;
-            void **slot = (void **)(o->base + r->r_offset);
-            void *now = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-            if (now == ours || is_ours((uintptr_t)now))
-                continue;
-            /* what the loader bound it to, or (a lazy slot still in the
-             * object's own PLT) will bind it to: the deep-bound root's scope
-             * first; nothing there means the global scope, which is us */
-            void *bound = now;
-            if (type == R_X86_64_JUMP_SLOT && (uintptr_t)now >= o->lo && (uintptr_t)now < o->hi)
-                bound = deep ? not_ours(dlsym(root, name)) : NULL;
-            if (!bound)
-                continue;
-            if (!deep && (uintptr_t)bound >= o->lo && (uintptr_t)bound < o->hi)
-                continue; /* its own definition, as the global scope gave it */
-            void *target = w ? wrapper_target(self, name) : __atomic_load_n(&clk_dlopen_next, __ATOMIC_ACQUIRE);
-            if (target == bound && store(o, slot, ours))
-                continue;
-            if (!w)
-                continue; /* dlopen left as it is: nothing is lost but what it loads */
-            Dl_info di;
-            const char *where = (uintptr_t)bound >= o->lo && (uintptr_t)bound < o->hi ? "its own copy"
-                                : dladdr(bound, &di) && di.dli_fname                ? di.dli_fname
-                                                                                    : "?";
-            note(text, snprintf(text, sizeof text,
-                                "%s binds %s to %s past the detector (%s) and could not be redirected: "
-                                "connections it opens there are not seen",
-                                o->name, name, where, deep ? "RTLD_DEEPBIND" : "bound before the preload"));
-        }
+    const char *name;
+    const struct clk_wrapped *w;
+    for (const ElfW(Rela) *r; (r = next_ref(&v, deep, &name, &w));) {
+        unsigned type = ELF64_R_TYPE(r->r_info);
+        void *ours = w ? w->wrapper : (void *)clk_dlopen_self;
+        void **slot = (void **)(o->base + r->r_offset);
+        void *now = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+        if (now == ours || is_ours((uintptr_t)now))
+            continue;
+        /* what the loader bound it to, or (a lazy slot still in the
+         * object's own PLT) will bind it to: the deep-bound root's scope
+         * first; nothing there means the global scope, which is us */
+        void *bound = now;
+        if (type == R_X86_64_JUMP_SLOT && (uintptr_t)now >= o->lo && (uintptr_t)now < o->hi)
+            bound = deep ? not_ours(dlsym(root, name)) : NULL;
+        if (!bound)
+            continue;
+        if (!deep && (uintptr_t)bound >= o->lo && (uintptr_t)bound < o->hi)
+            continue; /* its own definition, as the global scope gave it */
+        void *target = w ? wrapper_target(self, name) : __atomic_load_n(&clk_dlopen_next, __ATOMIC_ACQUIRE);
+        if (target == bound && store(o, slot, ours))
+            continue;
+        if (!w)
+            continue; /* dlopen left as it is: nothing is lost but what it loads */
+        Dl_info di;
+        const char *where = (uintptr_t)bound >= o->lo && (uintptr_t)bound < o->hi ? "its own copy"
+                            : dladdr(bound, &di) && di.dli_fname                ? di.dli_fname
+                                                                                : "?";
+        note(text, snprintf(text, sizeof text,
+                            "%s binds %s to %s past the detector (%s) and could not be redirected: "
+                            "connections it opens there are not seen",
+                            o->name, name, where, deep ? "RTLD_DEEPBIND" : "bound before the preload"));
     }
 }
 
@@ -764,6 +795,9 @@ static void rewrite_new(void *handle, int mode, uint64_t before, uint64_t after)
     struct collect col, *c = &col;
     c->n = -1;
     c->matched = 0;
+    c->deep = (mode & RTLD_DEEPBIND) != 0;
+    c->loaded = before && after > before ? after - before : 0;
+    c->first = 0;
     if (dlinfo(handle, RTLD_DI_LINKMAP, &c->root) != 0 || !c->root)
         return;
     int cs = clk_walk_begin();
@@ -771,16 +805,10 @@ static void rewrite_new(void *handle, int mode, uint64_t before, uint64_t after)
     clk_walk_end(cs);
     if (!page_size)
         page_size = sysconf(_SC_PAGESIZE);
-    /* the root and what followed it in the list; when more follow than were
-     * loaded since the pre-step (the root was already loaded, another thread
-     * loads too), the last ones only */
-    int first = 0;
-    if (before && after > before && (uint64_t)c->n > after - before)
-        first = c->n - (int)(after - before);
-    int deep = (mode & RTLD_DEEPBIND) != 0;
-    for (int i = first; i < c->n; i++) {
+    int deep = c->deep;
+    for (int i = c->first; i < c->n; i++) {
         const struct newobj *o = &c->o[i];
-        if (!o->phdr || !o->dyn || !o->name[0] || is_ours(o->lo) || is_family_library(o->name))
+        if (!o->refs || !o->phdr || !o->dyn || !o->name[0] || is_ours(o->lo) || is_family_library(o->name))
             continue;
         /* a reference of our own keeps it loaded meanwhile (another thread's
          * load that followed ours could be unloaded by now): the same object

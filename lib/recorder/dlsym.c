@@ -109,10 +109,10 @@ static void *dlsym_resolve(void)
     return f;
 }
 
-/* The functions wrap_sqlite.c and wrap_libpq.c interpose: their tables. */
+/* The functions wrap_sqlite.c and wrap_libpq.c interpose: their tables (bind.c asks too). */
 static const struct clk_wrapped *const tables[] = {clk_sqlite_wrapped, clk_pq_wrapped};
 
-static const struct clk_wrapped *find_wrapped(const char *name)
+const struct clk_wrapped *clk_find_wrapped(const char *name)
 {
     if (!name || !((name[0] == 's' && !strncmp(name, "sqlite3_", 8)) || (name[0] == 'P' && name[1] == 'Q')))
         return NULL;
@@ -131,7 +131,7 @@ static const struct clk_wrapped *find_wrapped(const char *name)
  * would give without us. */
 static int absent(const char *name, uintptr_t caller, dlsym_fn next)
 {
-    const struct clk_wrapped *w = clk_real_depth ? NULL : find_wrapped(name);
+    const struct clk_wrapped *w = clk_real_depth ? NULL : clk_find_wrapped(name);
     if (!w || clk_real_reachable(w->family, w->index, caller))
         return 0;
     /* something before us in the global scope may define it (a program exporting
@@ -157,7 +157,7 @@ __attribute__((used)) void *clk_dlsym_handle(void *handle, const char *name)
     dlsym_fn next = (dlsym_fn)__atomic_load_n(&clk_dlsym_next, __ATOMIC_ACQUIRE);
     if (!next && !(next = (dlsym_fn)dlsym_resolve()))
         return NULL;
-    const struct clk_wrapped *w = clk_real_depth ? NULL : find_wrapped(name);
+    const struct clk_wrapped *w = clk_real_depth ? NULL : clk_find_wrapped(name);
     void *f = next(handle, name);
     if (!w || !f)
         return f;

@@ -159,6 +159,11 @@ static size_t unicode_utf8(const void *s, char *out, size_t cap)
     }
     const unsigned char *d = (const unsigned char *)s + (ascii ? l->ascii_size : l->compact_size);
     size_t n = 0;
+    if (ascii && kind == 1) { /* already UTF-8: copied as the loop below would (file names, qualified names) */
+        n = (size_t)len < cap - 4 ? (size_t)len : cap - 4;
+        memcpy(out, d, n);
+        return n;
+    }
     for (int64_t i = 0; i < len && n + 4 < cap; i++) {
         uint32_t c = kind == 1 ? d[i] : kind == 2 ? ((const uint16_t *)d)[i] : ((const uint32_t *)d)[i];
         if (c < 0x80) {
@@ -202,28 +207,33 @@ static uint32_t location(const void *code, int addr)
 }
 
 /* Locations met by this thread: (code, instruction) -> string id. A code object
- * freed and another made at its address is told apart by its file name object. */
-#define LOC_CACHE (64 / CLK_TLS_SCALE)
+ * freed and another made at its address is told apart by its file name object.
+ * Two ways a set, the newest first: a test suite's deep stacks (unittest's
+ * frames under each test's own) thrashed a direct-mapped table, and a miss
+ * costs ~4,000 instructions (the line table decoded, the names copied). */
+#define LOC_WAYS 2
+#define LOC_SETS (128 / CLK_TLS_SCALE / CLK_TLS_SCALE / LOC_WAYS)
 struct loc_entry {
     const void *code, *filename;
     int addr;
     uint32_t id;
 };
-static __thread struct loc_entry loc_cache[LOC_CACHE] __attribute__((tls_model("initial-exec")));
+static __thread struct loc_entry loc_cache[LOC_SETS][LOC_WAYS] __attribute__((tls_model("initial-exec")));
 
 static uint32_t location_cached(const void *code, int addr)
 {
     const void *filename = ptr_at(code, py.l->co_filename);
-    struct loc_entry *e = &loc_cache[(((uintptr_t)code >> 4) ^ (unsigned)addr * 2654435761u) % LOC_CACHE];
-    if (e->code == code && e->addr == addr && e->filename == filename && e->id) {
-        clk_intern_ensure(e->id); /* a fork child's journal needs it too */
-        return e->id;
+    struct loc_entry *set = loc_cache[(((uintptr_t)code >> 4) ^ (unsigned)addr * 2654435761u) % LOC_SETS];
+    for (int w = 0; w < LOC_WAYS; w++) {
+        struct loc_entry *e = &set[w];
+        if (e->code == code && e->addr == addr && e->filename == filename && e->id) {
+            clk_intern_ensure(e->id); /* a fork child's journal needs it too */
+            return e->id;
+        }
     }
     uint32_t id = location(code, addr);
-    e->code = code;
-    e->filename = filename;
-    e->addr = addr;
-    e->id = id;
+    memmove(&set[1], &set[0], (LOC_WAYS - 1) * sizeof set[0]);
+    set[0] = (struct loc_entry){code, filename, addr, id};
     return id;
 }
 
@@ -455,21 +465,33 @@ static int walk(uint64_t *out, int max)
     return n;
 }
 
-/* The C stack `c_id` with this thread's Python frames first (c_id itself when it has none). */
-uint32_t clk_py_stack(uint32_t c_id, int max)
+/* This thread's Python frames (CLK_PY_TAG words, innermost first) into out,
+ * up to max (at most CLK_MAX_DEPTH); 0 when it has none or they cannot be read. */
+int clk_py_frames(uint64_t *out, int max)
 {
-    if (clk_py_active <= 0)
-        return c_id;
-    uint64_t ips[CLK_MAX_DEPTH];
-    if (max > CLK_MAX_DEPTH)
-        max = CLK_MAX_DEPTH;
-    int n = walk(ips, max);
+    int a = __atomic_load_n(&clk_py_active, __ATOMIC_ACQUIRE);
+    if (a == 0) {
+        clk_py_detect();
+        a = __atomic_load_n(&clk_py_active, __ATOMIC_ACQUIRE);
+    }
+    if (a <= 0)
+        return 0;
+    int n = walk(out, max > CLK_MAX_DEPTH ? CLK_MAX_DEPTH : max);
     if (n < 0) {
         note_once("a Python frame chain did not look right: those stacks show the interpreter's C frames only");
-        return c_id;
+        return 0;
     }
-    if (n == 0)
+    return n;
+}
+
+/* The stack of the n Python frames in ips (room for CLK_MAX_DEPTH) followed by
+ * the C stack c_id, up to max words; c_id itself when n is 0. */
+uint32_t clk_py_join(uint64_t *ips, int n, uint32_t c_id, int max)
+{
+    if (n <= 0)
         return c_id;
+    if (max > CLK_MAX_DEPTH)
+        max = CLK_MAX_DEPTH;
     int nc = 0;
     const uint64_t *c = c_id ? clk_stack_frames(c_id, &nc) : NULL;
     for (int i = 0; i < nc && n < max; i++)

@@ -78,17 +78,11 @@ CLK_HIDDEN void clk_phdr_bounds(const struct dl_phdr_info *info, uint64_t *lo, u
 /* 1: an interpreter whose frames are read; 0: not looked for yet; -1: unsupported; -2: none (yet) */
 CLK_HIDDEN extern int clk_py_active;
 CLK_HIDDEN void clk_py_detect(void);
-/* The stack c_id with this thread's Python frames first, up to max words. */
-CLK_HIDDEN uint32_t clk_py_stack(uint32_t c_id, int max);
-static inline uint32_t clk_py_merge(uint32_t c_id, int max)
-{
-    int a = __atomic_load_n(&clk_py_active, __ATOMIC_ACQUIRE);
-    if (a < 0)
-        return c_id;
-    if (a == 0)
-        clk_py_detect();
-    return clk_py_stack(c_id, max);
-}
+/* This thread's Python frames (innermost first) into out, up to max; 0: none. */
+CLK_HIDDEN int clk_py_frames(uint64_t *out, int max);
+/* The n Python frames in ips (room for CLK_MAX_DEPTH words) with the C stack
+ * c_id after them, up to max words, interned; c_id when n is 0. */
+CLK_HIDDEN uint32_t clk_py_join(uint64_t *ips, int n, uint32_t c_id, int max);
 
 /* ---- table.c: sharded open-addressing map u64 -> 3×u64 ---- */
 struct clk_slot {
@@ -182,8 +176,8 @@ struct clk_pending {
     uint32_t stack;
     uint8_t backend;
     uint8_t kind;        /* record type decided */
-    uint16_t flags;
-    uint8_t pysqlite;    /* CLOSE: the connection was opened by Python's _sqlite3 */
+    uint16_t flags;      /* the record's; a CLOSE's may carry CLK_OPEN_PYSQLITE, which its caller
+                          * replaces by pysqlite.c's verdict before clk_track_close_done */
     uint32_t open_stack, first_close_stack;
 };
 /* failed: nonzero when the open failed; CLK_OPEN_PYSQLITE (below) ORed in when Python's _sqlite3 opened it */
@@ -324,6 +318,8 @@ struct clk_wrapped {
     int index;                  /* the name's index in the family */
 };
 CLK_HIDDEN extern const struct clk_wrapped clk_sqlite_wrapped[], clk_pq_wrapped[];
+/* dlsym.c: the wrapped function named `name` (either table), NULL when none (x86-64 glibc preload only). */
+CLK_HIDDEN const struct clk_wrapped *clk_find_wrapped(const char *name);
 /* A hidden alias of the wrapper `fn` defined above it in the same file. */
 #define CLK_OWN(fn) extern __typeof(fn) clk_own_##fn __attribute__((alias(#fn), visibility("hidden")))
 #define CLK_WRAPPED(fn, family, index) {#fn, (void *)clk_own_##fn, family, index}

@@ -377,9 +377,16 @@ static void sc_remember(struct sc_thread *t, const struct sc_key *k, struct sc_e
 #endif
 
 
-/* The interned stack of the calling wrapper's caller, up to max frames (0: none). */
+/* The interned stack of the calling wrapper's caller, up to max frames (0: none).
+ * In a Python program the thread's Python frames come first: they are read
+ * before the C stack, which is not walked at all when they fill the depth (a
+ * test suite's calls are 30 Python frames deep: the C frames would be dropped). */
 __attribute__((noinline)) uint32_t clk_stack_here(int max, int api)
 {
+    uint64_t py[CLK_MAX_DEPTH];
+    int npy = clk_py_frames(py, max);
+    if (npy >= max)
+        return clk_intern_stack(py, npy);
     struct walk w;
     uint64_t ips[RAW_MAX];
     int want = max + 16 > RAW_MAX ? RAW_MAX : max + 16;
@@ -407,7 +414,7 @@ __attribute__((noinline)) uint32_t clk_stack_here(int max, int api)
                     e->gen = gen;
                 }
                 sc_busy = 0;
-                return clk_py_merge(id, max);
+                return clk_py_join(py, npy, id, max);
             }
         }
     }
@@ -432,7 +439,7 @@ __attribute__((noinline)) uint32_t clk_stack_here(int max, int api)
         sc_busy = 0;
     }
 #endif
-    return clk_py_merge(id, max);
+    return clk_py_join(py, npy, id, max);
 }
 
 void clk_stack_init(void)
