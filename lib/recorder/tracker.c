@@ -13,7 +13,7 @@
 
 enum { ST_OPEN = 1, ST_CLOSED = 2 };
 #define F_INHERITED 0x1u
-#define F_PYSQLITE 0x2u /* opened by Python's _sqlite3 (CLK_OPEN_PYSQLITE) */
+#define F_PYSQLITE CLK_OPEN_PYSQLITE /* opened by Python's _sqlite3: kept as the open passed it */
 
 /* slot layout: v[0] = state | backend<<8 | flags<<16 | target<<32
  *              v[1] = open stack | close stack<<32
@@ -271,7 +271,7 @@ static void track_open_ns(uint64_t ns, uint8_t backend, uint64_t handle, uint32_
         /* an open entry at a reused address was freed by a path we did not see;
          * a closed one may still be finishing its close in another thread (which counts it) */
         int was_open = ST(s->v[0]) == ST_OPEN;
-        s->v[0] = V0(ST_OPEN, backend, flags & CLK_OPEN_PYSQLITE ? F_PYSQLITE : 0, target);
+        s->v[0] = V0(ST_OPEN, backend, flags & F_PYSQLITE, target);
         s->v[1] = stack;
         s->v[2] = test;
         clk_table_unlock(held);
@@ -369,8 +369,8 @@ static enum clk_close_verdict close_begin_ns(uint64_t ns, uint8_t backend, uint6
     if (st == ST_OPEN) {
         p->kind = CONNLEAK_REC_CLOSE;
         p->open_stack = (uint32_t)s->v[1];
-        p->flags = FLAGS(s->v[0]) & F_INHERITED ? CONNLEAK_RAWF_INHERITED : 0;
-        p->pysqlite = (FLAGS(s->v[0]) & F_PYSQLITE) != 0;
+        p->flags = (uint16_t)((FLAGS(s->v[0]) & F_INHERITED ? CONNLEAK_RAWF_INHERITED : 0) |
+                              (FLAGS(s->v[0]) & F_PYSQLITE));
         if (!backend)
             p->backend = BACKEND(s->v[0]);
         s->v[0] = (s->v[0] & ~0xffull) | ST_CLOSED;

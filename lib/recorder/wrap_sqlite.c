@@ -164,8 +164,8 @@ static inline __attribute__((always_inline)) int do_close(int i, void *ra, sqlit
     int rc = SQLITE_OK;
     /* a double close is recorded and not passed on: the real call would be a use after free */
     if (clk_track_close_begin(CONNLEAK_RAW_SQLITE, (uint64_t)(uintptr_t)db, stack, &p) == CLK_CLOSE_PASS) {
-        if (__builtin_expect(p.pysqlite, 0))
-            p.flags |= clk_pysqlite_verdict(ra); /* the program's close() or the deallocator */
+        if (__builtin_expect(p.flags & CLK_OPEN_PYSQLITE, 0)) /* the program's close() or the deallocator */
+            p.flags = (uint16_t)((p.flags & ~CLK_OPEN_PYSQLITE) | clk_pysqlite_verdict(ra));
         clk_busy = 0;
         rc = real(db);
         clk_busy = 1;
