@@ -310,7 +310,17 @@ static int run_cli(const char *cli, int out, int jfd, int *failing)
         if (strncmp(*e, "LD_PRELOAD=", 11) != 0) /* the CLI is not to be tracked (nor anything else preloaded) */
             envp[k++] = *e;
     envp[k] = NULL;
-    char *argv[] = {(char *)cli, "report", "--exitcode", "23", "/dev/fd/3", NULL};
+    /* held_longer_than=: the journal has the times, the CLI lists what was held longer */
+    char held[32];
+    snprintf(held, sizeof held, "%llums", (unsigned long long)clk_opts.held_longer_than_ms);
+    char *argv[8] = {(char *)cli, "report", "--exitcode", "23"};
+    int argc = 4;
+    if (clk_opts.held_longer_than_ms) {
+        argv[argc++] = "--held-longer-than";
+        argv[argc++] = held;
+    }
+    argv[argc++] = "/dev/fd/3";
+    argv[argc] = NULL;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     posix_spawn_file_actions_init(&fa);

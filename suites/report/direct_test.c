@@ -297,3 +297,14 @@ Test(direct, a_clean_run_says_nothing_and_no_journal_is_left_behind, TIMEOUT)
     }
     clk_test_rmtree(dir);
 }
+
+Test(direct, held_longer_than_lists_what_was_held_longer, TIMEOUT)
+{
+    clk_test_proc p;
+    run_direct("held_longer_than=100ms", NULL, ARGS("held"), &p);
+    cr_assert_eq(p.status, 0, "exit %d\n%s", p.status, clk_test_excerpt(p.err));
+    cr_assert(clk_test_contains(p.err, "(longer than 100 ms, then closed)"), "%s", clk_test_excerpt(p.err));
+    cr_assert(frame_has_line(p.err, "direct_hold_slowly"), "%s", clk_test_excerpt(p.err));
+    cr_assert(frame_has_line(p.err, "direct_open_leak"), "%s", clk_test_excerpt(p.err));
+    clk_test_proc_free(&p);
+}

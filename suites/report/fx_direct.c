@@ -5,7 +5,8 @@
  *                                  exits with STATUS
  *   fx_direct fork                 parent and child each leak one connection; prints parent=PID child=PID
  *   fx_direct clean                opens and closes one connection
- *   fx_direct quick-exit           leaks one connection and ends with _exit (no report, nothing left behind) */
+ *   fx_direct quick-exit           leaks one connection and ends with _exit (no report, nothing left behind)
+ *   fx_direct held                 holds one connection 300 ms, closes it, leaks another */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,14 @@ NOINLINE static void child_open_leak(void)
     sqlite3_open(":memory:", &keep[2]);
 }
 
+NOINLINE static void direct_hold_slowly(void)
+{
+    sqlite3 *db;
+    sqlite3_open(":memory:", &db);
+    usleep(300 * 1000);
+    sqlite3_close(db);
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
@@ -85,6 +94,11 @@ int main(int argc, char **argv)
         direct_open_leak();
         _exit(0);
     }
-    fprintf(stderr, "usage: fx_direct leak-double STATUS | fork | clean | quick-exit\n");
+    if (!strcmp(mode, "held")) {
+        direct_hold_slowly();
+        direct_open_leak();
+        return 0;
+    }
+    fprintf(stderr, "usage: fx_direct leak-double STATUS | fork | clean | quick-exit | held\n");
     return 2;
 }
