@@ -402,11 +402,26 @@ static void held(struct clk_report *r, struct proc *p, const struct open_conn *c
     clk_long_held_add(r, &f, ms, closed);
 }
 
+/* A recorded stack has a Python frame (no C frame symbolized to tell). */
+static int has_python_frame(struct proc *p, uint32_t id)
+{
+    struct blob *b = clk_map_get(&p->blobs, id);
+    for (uint32_t i = 0; b && i + 8 <= b->len; i += 8) {
+        uint64_t ip;
+        memcpy(&ip, b->data + i, 8);
+        if ((ip & CONNLEAK_RAW_TAG_MASK) == CONNLEAK_RAW_PY_TAG)
+            return 1;
+    }
+    return 0;
+}
+
 /* A close of connection c (still open here) that the garbage collector made, not the program. */
 static void finalized_close(struct clk_report *r, struct proc *p, const struct open_conn *c,
                             const struct connleak_raw_record *e)
 {
-    if (!c || !c->stack)
+    /* decided without symbolizing either stack where it can be: most closes are the program's */
+    if (!c || !c->stack || (e->flags & CONNLEAK_RAWF_EXPLICIT) ||
+        (!(e->flags & CONNLEAK_RAWF_FINALIZER) && !has_python_frame(p, c->stack)))
         return;
     struct clk_stack opened = stack_of(p, c->stack), closed = stack_of(p, e->u.ev.stack);
     if (!clk_closed_by_finalizer(&opened, &closed, e->flags))
@@ -604,6 +619,25 @@ __attribute__((format(printf, 1, 2))) static void load_failed(const char *fmt, .
     clk_err("%s", load_error);
 }
 
+/* Where a journal's written slots end: past the last data its file system reports (SEEK_DATA and
+ * SEEK_HOLE never report data as a hole), all is zero. A journal is a MiB of which a short run
+ * uses a few KiB: reading the rest faulted in zero pages, the most of a small run's report. */
+static off_t written_end(int fd, off_t size)
+{
+    off_t end = 0, at = 0;
+    while (at < size) {
+        off_t d = lseek(fd, at, SEEK_DATA);
+        if (d < 0 && errno == ENXIO)
+            break; /* no data past at */
+        off_t h = d < 0 ? -1 : lseek(fd, d, SEEK_HOLE);
+        if (h < 0)
+            return size; /* not told (no SEEK_DATA here): read it all */
+        end = at = h;
+    }
+    end = (end + CONNLEAK_RAW_SLOT - 1) / CONNLEAK_RAW_SLOT * CONNLEAK_RAW_SLOT;
+    return end < (off_t)CONNLEAK_RAW_SLOT ? (off_t)CONNLEAK_RAW_SLOT : end > size ? size : end;
+}
+
 /* only_run: skip a journal of another `connleak run` (sharing a --keep-raw directory); 0 reads all. */
 /* The run id in the header of the journal load_raw last read (clk_load_run_dir lists the runs it merged). */
 static uint64_t loaded_run_id;
@@ -636,6 +670,7 @@ static int load_raw(struct clk_report *r, const char *path, uint64_t only_run)
         load_failed("%s: not a connleak journal (too short)", path);
         return -1;
     }
+    off_t used = written_end(fd, st.st_size);
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (map == MAP_FAILED) {
@@ -655,7 +690,7 @@ static int load_raw(struct clk_report *r, const char *path, uint64_t only_run)
     }
     loaded_run_id = h->run_id;
     loaded_one = 1;
-    uint64_t nslots = (uint64_t)st.st_size / CONNLEAK_RAW_SLOT;
+    uint64_t nslots = (uint64_t)used / CONNLEAK_RAW_SLOT;
     if (st.st_size % CONNLEAK_RAW_CHUNK)
         clk_report_note(r, CLK_NOTE_INCOMPLETE, "%s: truncated at %lld bytes (journals grow by whole MiB): what the process did after "
                         "that is missing", path, (long long)st.st_size);
