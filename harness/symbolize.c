@@ -192,8 +192,10 @@ static int by_fn_start(const void *a, const void *b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/* The functions with code in a DIE's children (namespaces and classes entered: C++ defines
- * functions there), each range once. */
+/* The functions with code in a DIE's children, each range once. Namespaces are entered (C++
+ * defines functions there); classes are not: a member function's code is a DIE at namespace
+ * level (DW_AT_specification names its declaration in the class), and C's many struct types
+ * would be walked member by member for nothing. */
 static void collect_fns(Dwarf_Die *parent, struct cu_fns *f, size_t *cap)
 {
     Dwarf_Die d;
@@ -213,8 +215,7 @@ static void collect_fns(Dwarf_Die *parent, struct cu_fns *f, size_t *cap)
                 }
                 f->v[f->n++] = (struct fn_range){start, end, d};
             }
-        } else if (tag == DW_TAG_namespace || tag == DW_TAG_class_type || tag == DW_TAG_structure_type ||
-                   tag == DW_TAG_union_type) {
+        } else if (tag == DW_TAG_namespace) {
             collect_fns(&d, f, cap);
         }
     } while (dwarf_siblingof(&d, &d) == 0);
