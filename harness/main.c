@@ -68,7 +68,9 @@ static const char usage[] =
     "report run prints for it (the library hands its journal to this connleak: symbolizer=PATH,\n"
     "else beside the library, else on PATH; symbolize=0 for its own raw report);\n"
     "CONNLEAK_OPTIONS=key=value:... sets exitcode, stack_depth, report, output, log_path (PATH.PID\n"
-    "per process), verbosity (help=1 lists the keys); under run, a bad pair is refused before the\n"
+    "per process), verbosity, follow_children, suppressions, held_longer_than (listed in a report\n"
+    "printed for a leak or double close), symbolize, symbolizer (help=1 lists the keys; fail_on only\n"
+    "under run and report); under run, a bad pair is refused before the\n"
     "command starts, exitcode= is the --exitcode and output= an --output for the text report.\n"
     "connleak run adds verify_asan_link_order=0 to ASAN_OPTIONS (unless set): gcc's AddressSanitizer\n"
     "runtime would refuse to start after the preloaded library.\n";
