@@ -150,9 +150,17 @@ int clk_render_text(const struct clk_report *r, FILE *out, const struct clk_rend
     for (size_t i = 0; i < r->nnotes; i++)
         clk_buf_printf(&b, "\nconnleak: %s: %s\n", clk_note_fails(r, i) ? "error (--fail-on unseen)" : "note",
                        r->notes[i]);
-    char known[64] = ""; /* only when a baseline skipped some: the line stays as it was without one */
+    /* each only when there are some: the line stays as it was without them */
+    char known[192] = "";
+    size_t kn = 0;
     if (r->summary.baselined)
-        snprintf(known, sizeof known, ", %llu baselined", (unsigned long long)r->summary.baselined);
+        kn += (size_t)snprintf(known + kn, sizeof known - kn, ", %llu baselined", (unsigned long long)r->summary.baselined);
+    if (r->summary.closed_by_finalizer && kn < sizeof known)
+        kn += (size_t)snprintf(known + kn, sizeof known - kn, ", %llu closed by the garbage collector",
+                               (unsigned long long)r->summary.closed_by_finalizer);
+    if (r->nlong_held && kn < sizeof known)
+        snprintf(known + kn, sizeof known - kn, ", %zu held longer than %llu ms", r->nlong_held,
+                 (unsigned long long)r->held_threshold_ms);
     unsigned long long leaks = r->summary.leaks, dc = r->summary.double_closes, uc = r->summary.unknown_closes;
     clk_buf_printf(&b,
                    "\nSUMMARY: connleak: %llu leaked connection%s, %llu double close%s, %llu unknown close%s, "

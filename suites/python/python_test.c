@@ -385,6 +385,8 @@ static void finalized_closes_on(int minor)
     clk_assert_summary(&r, "leaks", 0);
     clk_assert_summary(&r, "closed_by_finalizer", 6);
     clk_assert_status(&r, 23); /* --fail-on finalizer */
+    cr_assert(clk_test_contains(r.proc.err, "0 suppressed, 6 closed by the garbage collector;"),
+              "the SUMMARY line counts them" CLK_CTX_FMT, CLK_CTX(&r));
     json_t *list = json_object_get(r.report, "closed_by_finalizer");
     cr_assert_eq(json_array_size(list), 6, "one entry each" CLK_CTX_FMT, CLK_CTX(&r));
     const char *openers[] = {"open_dropped", "open_deleted", "open_cycle", "open_function_end", "open_and_drop",

@@ -306,5 +306,7 @@ Test(direct, held_longer_than_lists_what_was_held_longer, TIMEOUT)
     cr_assert(clk_test_contains(p.err, "(longer than 100 ms, then closed)"), "%s", clk_test_excerpt(p.err));
     cr_assert(frame_has_line(p.err, "direct_hold_slowly"), "%s", clk_test_excerpt(p.err));
     cr_assert(frame_has_line(p.err, "direct_open_leak"), "%s", clk_test_excerpt(p.err));
+    cr_assert(clk_test_contains(p.err, "0 suppressed, 1 held longer than 100 ms;"), "the SUMMARY counts it:\n%s",
+              clk_test_excerpt(p.err));
     clk_test_proc_free(&p);
 }
