@@ -325,8 +325,8 @@ static struct resolved lookup(const char *path, uint64_t offset)
     /* a return address points after the call; the call's line is one byte back */
     Dwarf_Addr addr = offset ? offset - 1 : 0;
     Dwarf_Addr bias = 0;
-    int trusted = 0;
-    Dwarf_Die *cu = is_c_runtime(path) ? NULL : cu_of(m, addr, &bias, &trusted);
+    int trusted = 0, runtime = is_c_runtime(path);
+    Dwarf_Die *cu = runtime ? NULL : cu_of(m, addr, &bias, &trusted);
     /* the innermost function (inlined ones included) names the frame best; the symbol table
      * (a linear search in libdwfl: ~2M instructions a lookup in libpython) only without one */
     const char *name = cu ? function_at(m, cu, addr - bias) : NULL;
@@ -336,7 +336,7 @@ static struct resolved lookup(const char *path, uint64_t offset)
         name = demangled(unversioned(dwfl_module_addrinfo(m->mod, addr, &off, &sym, NULL, NULL, NULL)));
     }
     out.function = name;
-    if (is_c_runtime(path))
+    if (runtime)
         return out;
     int lineno = 0;
     if (trusted) {

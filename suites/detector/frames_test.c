@@ -320,6 +320,22 @@ static const json_t *frame_named(const clk_test_run *r, const json_t *frames, co
     return NULL;
 }
 
+/* symbolize.c's function index: the innermost inlined function names the frame, with its own line;
+ * libc's frames are named from its symbol table (no version suffix) and carry no file or line. */
+Test(names, inlined_functions_and_libc_frames, TIMEOUT)
+{
+    clk_test_run r;
+    json_t *frames = run_leaker("fx_inline", NULL, &r);
+    cr_assert_str_eq(clk_test_first_function(frames), "open_inlined", "the inlined opener" CLK_CTX_FMT, CLK_CTX(&r));
+    const json_t *first = json_array_get(frames, 0);
+    cr_assert(clk_test_contains(clk_test_str(first, "file"), "fx_inline.c"), "its file" CLK_CTX_FMT, CLK_CTX(&r));
+    cr_assert_eq(json_integer_value(json_object_get(first, "line")), 10, "the line of the call" CLK_CTX_FMT, CLK_CTX(&r));
+    const json_t *start = frame_named(&r, frames, "__libc_start_main");
+    cr_assert(json_is_null(json_object_get(start, "file")) || !json_object_get(start, "file"),
+              "libc's frame has no file" CLK_CTX_FMT, CLK_CTX(&r));
+    clk_test_run_free(&r);
+}
+
 Test(names, cxx_frames_are_demangled_in_every_output, TIMEOUT)
 {
     free(built_fixture("fx_cxx", "no C++ compiler"));
